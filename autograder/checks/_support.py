@@ -1,0 +1,113 @@
+"""Small tools the check modules share: type and shape tests that explain themselves.
+
+Every helper here either returns a plain Python value or fails the check with
+a message that says what was expected, what was found and, where it is
+clear, why. Values from the learner are compared only after their exact type
+is known, so an object that claims to equal everything gets nowhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from autograder.results import expect, fail
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {type(value).__name__} of shape {shape_text(value.shape)} and dtype {str(value.dtype).replace('torch.', '')}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if value is None:
+        return "None"
+    return f"a {type(value).__name__}"
+
+
+def shape_text(shape) -> str:
+    dims = tuple(int(d) for d in shape)
+    return f"({dims[0]},)" if len(dims) == 1 else str(dims)
+
+
+def as_tensor(value: Any, what: str) -> torch.Tensor:
+    """``value`` itself if it is a plain tensor (or a Parameter); fails otherwise."""
+    if type(value) not in (torch.Tensor, nn.Parameter):
+        fail(f"{what} should be a tensor, but it is {describe(value)}.", "not_a_tensor")
+    return value
+
+
+def as_pair(value: Any, what: str) -> tuple[Any, Any]:
+    if type(value) not in (tuple, list) or len(value) != 2:
+        fail(f"{what} should return a pair, like `return W, b`; it returned {describe(value)}.", "wrong_return")
+    return value[0], value[1]
+
+
+def as_int(value: Any, what: str) -> int:
+    if type(value) is not int:
+        hint = " Call .item() or int(...) to turn a one-element tensor into a Python number." if isinstance(value, torch.Tensor) else ""
+        fail(f"{what} should be a Python int, but it is {describe(value)}.{hint}", "wrong_type")
+    return value
+
+
+def as_float(value: Any, what: str) -> float:
+    if type(value) is not float:
+        hint = " Use loss.item(): a stored tensor keeps its whole graph alive." if isinstance(value, torch.Tensor) else ""
+        fail(f"{what} should be a Python float, but it is {describe(value)}.{hint}", "wrong_type")
+    return value
+
+
+def expect_shape(tensor: torch.Tensor, expected: tuple[int, ...], what: str, hint: str = "", code: str = "wrong_shape") -> None:
+    found = tuple(tensor.shape)
+    expect(found == tuple(expected),
+           f"{what} has shape {shape_text(found)}; expected {shape_text(expected)}." + (f" {hint}" if hint else ""), code)
+
+
+def expect_dtype(tensor: torch.Tensor, dtype: torch.dtype, what: str) -> None:
+    expect(tensor.dtype == dtype,
+           f"{what} has dtype {str(tensor.dtype).replace('torch.', '')}; expected {str(dtype).replace('torch.', '')}.",
+           "wrong_dtype")
+
+
+def is_close(actual: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-5) -> bool:
+    """A real bool: same shape and every element within tolerance (NaN never matches)."""
+    actual = torch.as_tensor(actual).detach().to(torch.float64)
+    expected = torch.as_tensor(expected).detach().to(torch.float64)
+    if actual.shape != expected.shape:
+        return False
+    return bool(torch.allclose(actual, expected, atol=atol, rtol=rtol))
+
+
+def biggest_gap(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((actual.detach().double() - expected.detach().double()).abs().max())
+
+
+def is_finite(value: torch.Tensor) -> bool:
+    return bool(torch.isfinite(value.detach()).all())
+
+
+def number(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.6g}"
+
+
+def instantiate(cls: Any, *args: Any, what: str, **kwargs: Any) -> nn.Module:
+    """Build the learner's module, and explain the mistakes that stop it from building."""
+    if not isinstance(cls, type):
+        fail(f"`{what}` should be a class (an nn.Module subclass), but it is {describe(cls)}.", "not_a_class")
+    if not issubclass(cls, nn.Module):
+        fail(f"`{what}` should subclass nn.Module: write `class {what}(nn.Module):`.", "not_a_module")
+    try:
+        model = cls(*args, **kwargs)
+    except AttributeError as exc:
+        if "before Module.__init__() call" in str(exc):
+            fail(f"`{what}.__init__` assigns a layer or parameter before calling `super().__init__()`: "
+                 "nn.Module must set up its registries first, so make `super().__init__()` the first line.",
+                 "missing_super_init")
+        raise
+    return model
+
+
+def parameter_count(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,252 @@
+"""Run a notebook the way nbgrader grades it, and read the verdict of every test cell.
+
+The steps are small and composed in :func:`run_notebook`:
+
+1. :func:`read_notebook` loads the file, or says clearly why it cannot.
+2. :func:`restore_test_cells` puts back the course's test cells (a learner may
+   have edited or deleted them), as nbgrader's autograde does.
+3. :func:`execute` runs every cell in a fresh kernel with nbclient: errors do
+   not stop the run, a cell that runs too long is interrupted and recorded,
+   and the structured results the checks write are attached to their cells.
+4. :func:`grade_cells` scores each test cell with nbgrader's own rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+from nbformat import NotebookNode
+from nbgrader.utils import determine_grade, is_grade, is_solution
+
+from autograder import registry
+from autograder.results import CheckResult
+from autograder.runner import RESULTS_ENV
+
+DEFAULT_CELL_TIMEOUT = 60
+
+
+class NotebookError(Exception):
+    """A notebook that cannot be read or does not belong to the course."""
+
+
+@dataclass
+class CellVerdict:
+    grade_id: str
+    exercise: str | None
+    points: float
+    max_points: float
+    error: str = ""
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.points == self.max_points
+
+
+@dataclass
+class NotebookRun:
+    assignment: str
+    path: Path
+    notebook: NotebookNode
+    verdicts: list[CellVerdict]
+    faults: list[str]
+
+    @property
+    def score(self) -> float:
+        return sum(v.points for v in self.verdicts)
+
+    @property
+    def max_score(self) -> float:
+        return sum(v.max_points for v in self.verdicts)
+
+    def cell_errors(self, graded: bool = False) -> list[tuple[int, str]]:
+        """``(index, error)`` for cells whose output holds an error, test cells only when ``graded``."""
+        found = []
+        for index, cell in enumerate(self.notebook.cells):
+            if cell.cell_type != "code" or _is_test_cell(cell) != graded:
+                continue
+            error = _error_text(cell)
+            if error:
+                found.append((index, error))
+        return found
+
+
+def read_notebook(path: str | os.PathLike) -> NotebookNode:
+    path = Path(path)
+    if not path.exists():
+        raise NotebookError(f"{path}: no such file.")
+    if path.suffix != ".ipynb":
+        raise NotebookError(f"{path}: not a notebook (expected a .ipynb file).")
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:
+        if not path.read_bytes().strip():
+            raise NotebookError(f"{path}: the file is empty.") from exc
+        raise NotebookError(f"{path}: not a readable notebook ({type(exc).__name__}: {exc}). "
+                            "If you edited it outside Jupyter, restore it from your last checkpoint.") from exc
+    if not isinstance(nb, dict) or "cells" not in nb:
+        raise NotebookError(f"{path}: this JSON has no cells; it is not a notebook.")
+    return nb
+
+
+def grade_ids(nb: NotebookNode) -> list[str]:
+    return [cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells
+            if "grade_id" in cell.get("metadata", {}).get("nbgrader", {})]
+
+
+def assignment_of(nb: NotebookNode, path: str | os.PathLike | None = None) -> str:
+    """The course notebook this one is a copy of, judged by its grade ids (then its file name)."""
+    ids = set(grade_ids(nb))
+    best, best_overlap = None, 0
+    for name in registry.notebooks():
+        overlap = len(ids & set(registry.exercises(name)))
+        if overlap > best_overlap:
+            best, best_overlap = name, overlap
+    if best is None and path is not None and Path(path).stem in registry.notebooks():
+        best = Path(path).stem
+    if best is None:
+        raise NotebookError(f"{path or 'this notebook'} is not one of the course's notebooks "
+                            f"({', '.join(registry.notebooks())}): none of its cells is an exercise.")
+    return best
+
+
+COURSE_DIR = Path(__file__).resolve().parent.parent
+
+
+def course_source(assignment: str, course_dir: Path = COURSE_DIR) -> Path | None:
+    """The notebook whose test cells are authoritative for ``assignment``: the
+    instructor's source (with hidden tests) when this is the course repository,
+    else the student release, else None."""
+    for folder in ("solutions", "notebooks"):
+        candidate = course_dir / folder / assignment / f"{assignment}.ipynb"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def graded_cell_ids(nb: NotebookNode) -> list[str]:
+    return [cell.metadata.nbgrader.grade_id for cell in nb.cells if _is_test_cell(cell)]
+
+
+def _is_test_cell(cell: NotebookNode) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
+
+
+def restore_test_cells(nb: NotebookNode, source: NotebookNode) -> NotebookNode:
+    """A copy of ``nb`` whose test cells are the source's: edited ones replaced,
+    deleted ones put back after the exercise's solution cell (or at the end)."""
+    nb = copy.deepcopy(nb)
+    originals = {cell.metadata.nbgrader.grade_id: cell for cell in source.cells if _is_test_cell(cell)}
+    present = set()
+    for index, cell in enumerate(nb.cells):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in originals:
+            nb.cells[index] = copy.deepcopy(originals[grade_id])
+            present.add(grade_id)
+    for grade_id, original in originals.items():
+        if grade_id in present:
+            continue
+        exercise = registry.exercise_of_grade_id(grade_id)
+        ids = [cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells]
+        anchor = max((i for i, gid in enumerate(ids)
+                      if gid and (gid == exercise or registry.exercise_of_grade_id(gid) == exercise)), default=None)
+        position = len(nb.cells) if anchor is None else anchor + 1
+        nb.cells.insert(position, copy.deepcopy(original))
+        present.add(grade_id)
+    return nb
+
+
+def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CELL_TIMEOUT) -> tuple[NotebookNode, dict[int, list[CheckResult]], list[str]]:
+    """Run every cell; return the executed copy, the check results of each cell, and what went wrong."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    faults: list[str] = []
+    results: dict[int, list[CheckResult]] = {}
+    with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
+        results_path = Path(scratch) / "results.jsonl"
+        results_path.touch()
+        offset = 0
+
+        def collect(cell, cell_index, execute_reply):
+            nonlocal offset
+            with open(results_path, encoding="utf-8") as stream:
+                stream.seek(offset)
+                lines = stream.read()
+                offset = stream.tell()
+            found = [CheckResult.from_json(line) for line in lines.splitlines() if line.strip()]
+            if found:
+                results.setdefault(cell_index, []).extend(found)
+            content = (execute_reply or {}).get("content", {})
+            if content.get("ename") == "CellTimeoutError" and not any(o.output_type == "error" for o in cell.outputs):
+                cell.outputs.append(nbformat.v4.new_output("error", ename=content["ename"], evalue=content["evalue"],
+                                                           traceback=content["traceback"]))
+                faults.append(f"cell {cell_index + 1} ran longer than {timeout} s and was interrupted")
+
+        client = NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
+            error_on_timeout={"ename": "CellTimeoutError",
+                              "evalue": f"this cell ran longer than {timeout} s and was stopped",
+                              "traceback": [f"CellTimeoutError: this cell ran longer than {timeout} s and was stopped. "
+                                            "Look for a loop that never ends, or training that runs too long."]},
+            resources={"metadata": {"path": str(cwd)}},
+            on_cell_executed=collect,
+            # The kernel talks to us over loopback; its notice about unencrypted TCP is noise here.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        )
+        env = {**os.environ, RESULTS_ENV: str(results_path)}
+        try:
+            client.execute(env=env)
+        except DeadKernelError:
+            done = max((i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.get("execution_count")),
+                       default=-1)
+            faults.append(f"the kernel died while running cell {done + 2}; the cells after it did not run")
+    return nb, results, faults
+
+
+def grade_cells(nb: NotebookNode, results: dict[int, list[CheckResult]] | None = None) -> list[CellVerdict]:
+    verdicts = []
+    for index, cell in enumerate(nb.cells):
+        if not is_grade(cell) or is_solution(cell) or cell.cell_type != "code":
+            continue
+        points, max_points = determine_grade(cell)
+        grade_id = cell.metadata.nbgrader.grade_id
+        verdicts.append(CellVerdict(
+            grade_id=grade_id, exercise=registry.exercise_of_grade_id(grade_id),
+            points=float(points or 0.0), max_points=float(max_points),
+            error=_error_text(cell) if points != max_points else "",
+            results=(results or {}).get(index, []),
+        ))
+    return verdicts
+
+
+def _error_text(cell: NotebookNode) -> str:
+    for output in cell.get("outputs", []):
+        if output.output_type == "error":
+            return f"{output.ename}: {output.evalue}"
+        if output.output_type == "stream" and output.name == "stderr":
+            return "printed to stderr: " + output.text.strip()[:500]
+    return ""
+
+
+def run_notebook(path: str | os.PathLike, source: str | os.PathLike | None = None,
+                 timeout: int = DEFAULT_CELL_TIMEOUT) -> NotebookRun:
+    """Read, restore the test cells from ``source`` (when given), execute and grade a notebook."""
+    path = Path(path)
+    nb = read_notebook(path)
+    assignment = assignment_of(nb, path)
+    if source is not None:
+        nb = restore_test_cells(nb, read_notebook(source))
+    executed, results, faults = execute(nb, cwd=path.parent, timeout=timeout)
+    return NotebookRun(assignment=assignment, path=path, notebook=executed,
+                       verdicts=grade_cells(executed, results), faults=faults)

@@ -1,0 +1,66 @@
+"""``check("exercise")``: the one line a test cell needs.
+
+In a notebook, ``check`` runs the exercise's checks against the notebook's
+own variables, prints one line when all is well, and raises
+:class:`ChecksFailed` (an ``AssertionError``, so nbgrader scores the cell zero)
+with a short report when something is wrong. The report is the whole error:
+IPython shows it without a traceback through the autograder.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from autograder.results import NOT_DEFINED, NOT_IMPLEMENTED, PASSED, CheckResult
+from autograder.runner import run_checks
+
+
+class ChecksFailed(AssertionError):
+    def __init__(self, exercise: str, results: list[CheckResult]):
+        self.exercise = exercise
+        self.results = results
+        super().__init__(report(exercise, results))
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing a traceback.
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self.args[0]}"]
+
+
+def check(exercise: str, /, **inputs) -> list[CheckResult]:
+    """Check ``exercise`` against the calling notebook's variables.
+
+    Keyword arguments are fresh inputs for the checks (other sizes, seeds or
+    values); hidden tests use them.
+    """
+    __tracebackhide__ = True
+    namespace = sys._getframe(1).f_globals
+    results = run_checks(exercise, namespace, inputs, hidden=bool(inputs))
+    if all(result.status == PASSED for result in results):
+        print(report(exercise, results))
+        return results
+    raise ChecksFailed(exercise, results)
+
+
+def report(exercise: str, results: list[CheckResult]) -> str:
+    failed = [r for r in results if r.status != PASSED]
+    hidden = " (hidden tests)" if results and results[0].hidden else ""
+    if failed and failed[0].status in (NOT_IMPLEMENTED, NOT_DEFINED) and not any(r.passed for r in results):
+        return f"✘ {exercise}{hidden}: {failed[0].message}"
+    if not failed:
+        lines = [f"✔ {exercise}{hidden}: all {len(results)} checks passed."]
+    else:
+        lines = [f"{exercise}{hidden}: {len(failed)} of {len(results)} checks did not pass."]
+    for result in results:
+        if result.status == PASSED:
+            if failed:
+                lines.append(f"  ✔ {result.title}")
+        elif result.status == "skipped":
+            lines.append(f"  · {result.title} (not run)")
+        else:
+            lines.append(f"  ✘ {result.title}")
+            lines.extend("      " + line for line in result.message.splitlines())
+    notes = sorted({note for result in results for note in result.notes})
+    if notes:
+        lines.append("  Note: your code raised these warnings while it was checked (they cost no points):")
+        lines.extend(f"    {note}" for note in notes[:5])
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""Which checks belong to which exercise, and which exercise to which notebook.
+
+Each notebook of the course has one module in :mod:`autograder.checks`, named
+after the notebook (``autograder/checks/02_manual_model.py``). The module
+declares its checks with :class:`Checks`::
+
+    checks = Checks("02_manual_model")
+
+    @checks.of("init_params")
+    def W_has_one_row_per_feature(init_params, num_features=5, seed=0):
+        ...
+
+A check is a plain pytest-style function. Parameters without a default name
+objects of the learner's notebook (an exercise, or a helper it relies on);
+parameters with a default are inputs, which a hidden test may replace with
+fresh values: ``check("init_params", num_features=13, seed=7)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Check:
+    notebook: str
+    exercise: str
+    func: Callable
+    needs: tuple[str, ...]
+    inputs: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.func.__name__
+
+
+class Checks:
+    """The checks of one notebook, in the order they are declared."""
+
+    def __init__(self, notebook: str):
+        self.notebook = notebook
+        self.by_exercise: dict[str, list[Check]] = {}
+        _NOTEBOOKS[notebook] = self
+
+    def of(self, exercise: str) -> Callable[[Callable], Callable]:
+        def register(func: Callable) -> Callable:
+            params = inspect.signature(func).parameters.values()
+            needs = tuple(p.name for p in params if p.default is inspect.Parameter.empty)
+            inputs = tuple(p.name for p in params if p.default is not inspect.Parameter.empty)
+            check = Check(self.notebook, exercise, func, needs, inputs)
+            self.by_exercise.setdefault(exercise, []).append(check)
+            return func
+
+        return register
+
+    @property
+    def exercises(self) -> list[str]:
+        return list(self.by_exercise)
+
+
+_NOTEBOOKS: dict[str, Checks] = {}
+
+
+def _load_all() -> None:
+    import autograder.checks as package
+
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def notebooks() -> list[str]:
+    """The course's notebooks, in teaching order."""
+    _load_all()
+    return sorted(_NOTEBOOKS)
+
+
+def exercises(notebook: str) -> list[str]:
+    _load_all()
+    if notebook not in _NOTEBOOKS:
+        raise KeyError(f"{notebook!r} is not a notebook of this course; the notebooks are {', '.join(notebooks())}")
+    return _NOTEBOOKS[notebook].exercises
+
+
+def checks_of(exercise: str) -> list[Check]:
+    _load_all()
+    for checks in _NOTEBOOKS.values():
+        if exercise in checks.by_exercise:
+            return checks.by_exercise[exercise]
+    known = ", ".join(name for nb in _NOTEBOOKS.values() for name in nb.exercises)
+    raise KeyError(f"{exercise!r} is not an exercise of this course; the exercises are {known}")
+
+
+def notebook_of(exercise: str) -> str:
+    return checks_of(exercise)[0].notebook
+
+
+def exercise_of_grade_id(grade_id: str) -> str | None:
+    """The exercise a test cell belongs to: ``test_<exercise>`` or ``test_<exercise>_<suffix>``.
+
+    The longest matching exercise name wins, so ``test_TwoLayerModel_shapes``
+    belongs to ``TwoLayerModel`` and never to a shorter name that prefixes it.
+    """
+    if not grade_id.startswith("test_"):
+        return None
+    rest = grade_id[len("test_"):]
+    _load_all()
+    names = [name for nb in _NOTEBOOKS.values() for name in nb.exercises]
+    matches = [name for name in names if rest == name or rest.startswith(name + "_")]
+    return max(matches, key=len) if matches else None

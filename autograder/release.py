@@ -1,0 +1,54 @@
+"""Generate the student release (``notebooks/``) from the instructor source (``solutions/``).
+
+nbgrader does the work (solution regions become stubs, hidden tests vanish,
+cells are locked and checksummed); this module only makes it one step that
+replaces the whole release at once, so a notebook removed from ``solutions/``
+cannot linger in ``notebooks/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+COURSE_DIR = Path(__file__).resolve().parent.parent
+
+
+def tool_env() -> dict[str, str]:
+    """The environment for nbgrader's subprocesses: it calls tools such as
+    ``alembic`` by name, so this interpreter's scripts folder must be on PATH
+    even when the virtual environment was never activated."""
+    scripts = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")])}
+
+
+class ReleaseError(RuntimeError):
+    pass
+
+
+def generate_release(course_dir: Path = COURSE_DIR, release_dir: Path | None = None) -> Path:
+    """Write the release of every assignment in ``course_dir/solutions`` to ``release_dir``
+    (default ``course_dir/notebooks``), replacing what was there."""
+    course_dir = Path(course_dir).resolve()
+    release_dir = Path(release_dir or course_dir / "notebooks").resolve()
+    if not (course_dir / "solutions").is_dir():
+        raise ReleaseError(f"{course_dir} has no solutions/ folder to release.")
+    with tempfile.TemporaryDirectory(prefix="release-") as scratch:
+        staged = Path(scratch) / "notebooks"
+        command = [
+            sys.executable, "-m", "nbgrader", "generate_assignment", "*", "--force",
+            f"--CourseDirectory.release_directory={staged}",
+            # Releasing needs a gradebook only in passing; the instructor's own is left alone.
+            f"--CourseDirectory.db_url=sqlite:///{Path(scratch) / 'release.db'}",
+        ]
+        done = subprocess.run(command, cwd=course_dir, capture_output=True, text=True, env=tool_env())
+        if done.returncode != 0:
+            raise ReleaseError(f"nbgrader generate_assignment failed:\n{done.stdout}{done.stderr}")
+        if release_dir.exists():
+            shutil.rmtree(release_dir)
+        shutil.copytree(staged, release_dir)
+    return release_dir

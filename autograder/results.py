@@ -1,0 +1,74 @@
+"""What a check finds, as facts that every front end can read.
+
+A check raises :class:`CheckFailure` when the learner's code is wrong. The
+runner turns every outcome into a :class:`CheckResult`, which the notebook
+adapter prints, pytest reports, and the command-line tools tabulate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+PASSED = "passed"
+FAILED = "failed"  # the learner's answer is wrong
+ERROR = "error"  # the learner's code raised while being checked
+NOT_IMPLEMENTED = "not_implemented"  # the exercise still raises NotImplementedError
+NOT_DEFINED = "not_defined"  # the name the exercise asks for does not exist
+SKIPPED = "skipped"  # not run, because an earlier check showed it cannot pass
+
+STATUSES = (PASSED, FAILED, ERROR, NOT_IMPLEMENTED, NOT_DEFINED, SKIPPED)
+
+
+class CheckFailure(AssertionError):
+    """The learner's answer is wrong; ``code`` names the mistake in a stable, short form."""
+
+    def __init__(self, message: str, code: str = "wrong_answer"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def fail(message: str, code: str = "wrong_answer") -> None:
+    """Stop the current check with a diagnosis."""
+    __tracebackhide__ = True
+    raise CheckFailure(message, code)
+
+
+def expect(condition: object, message: str, code: str = "wrong_answer") -> None:
+    """Fail with ``message`` unless ``condition`` is true.
+
+    ``condition`` must be a real ``bool``: an object whose ``__bool__`` was
+    rewritten to always say yes does not get through.
+    """
+    __tracebackhide__ = True
+    if condition is not True:
+        raise CheckFailure(message, code)
+
+
+@dataclass
+class CheckResult:
+    notebook: str
+    exercise: str
+    check: str
+    status: str
+    message: str = ""
+    code: str = ""
+    hidden: bool = False
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    @property
+    def title(self) -> str:
+        return self.check.replace("_", " ")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, line: str) -> "CheckResult":
+        return cls(**json.loads(line))

@@ -1,0 +1,175 @@
+"""Run the checks of one exercise against a namespace and collect the results.
+
+The runner is where the learner's session is protected from the checks and
+the checks from the learner's session: every check runs with its own random
+state, with warnings and stderr captured (nbgrader scores any stderr output in
+a test cell as zero), and with every exception turned into a result that says
+whose fault it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import torch
+
+from autograder import registry
+from autograder.results import (
+    ERROR,
+    FAILED,
+    NOT_DEFINED,
+    NOT_IMPLEMENTED,
+    PASSED,
+    SKIPPED,
+    CheckFailure,
+    CheckResult,
+)
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_LIBRARY_DIRS = tuple(
+    str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix} if p
+)
+
+RESULTS_ENV = "AUTOGRADER_RESULTS"
+
+
+def run_checks(exercise: str, namespace: dict, inputs: dict | None = None, hidden: bool = False) -> list[CheckResult]:
+    """Run every check of ``exercise`` against the objects in ``namespace``.
+
+    ``inputs`` replace the checks' default inputs (a hidden test's fresh sizes
+    or seeds); a check only receives the inputs it declares.
+    """
+    inputs = inputs or {}
+    checks = registry.checks_of(exercise)
+    unknown = set(inputs) - {name for check in checks for name in check.inputs}
+    if unknown:
+        raise TypeError(f"the checks of {exercise} take no input named {', '.join(sorted(unknown))}")
+
+    results: list[CheckResult] = []
+    blocked: CheckResult | None = None
+    for check in checks:
+        if blocked is not None:
+            results.append(_result(check, SKIPPED, hidden, message=f"not run: {blocked.message}", code=blocked.code))
+            continue
+        result = _run_one(check, namespace, hidden, {k: v for k, v in inputs.items() if k in check.inputs})
+        results.append(result)
+        if result.status in (NOT_DEFINED, NOT_IMPLEMENTED):
+            blocked = result
+    _record(results)
+    return results
+
+
+def _run_one(check: registry.Check, namespace: dict, hidden: bool, inputs: dict) -> CheckResult:
+    missing = [name for name in check.needs if name not in namespace]
+    if missing:
+        name = missing[0]
+        return _result(
+            check, NOT_DEFINED, hidden, code="not_defined",
+            message=f"`{name}` is not defined. Run the cell that defines it "
+            "(or Run > Run All Above Selected Cell) and then this test again.",
+        )
+    args = {name: namespace[name] for name in check.needs}
+    stderr = io.StringIO()
+    started = time.perf_counter()
+    with _isolated_session(), warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
+        warnings.simplefilter("always")
+        try:
+            check.func(**args, **inputs)
+        except CheckFailure as failure:
+            outcome = (FAILED, failure.message, failure.code)
+        except NotImplementedError as exc:
+            outcome = (NOT_IMPLEMENTED, _describe_unfinished(exc, check), "not_implemented")
+        except Exception as exc:  # the learner's code raised, or returned something a check cannot use
+            outcome = (ERROR, _describe_exception(exc, check), "raised")
+        else:
+            outcome = (PASSED, "", "")
+    status, message, code = outcome
+    result = _result(check, status, hidden, message=message, code=code)
+    result.seconds = round(time.perf_counter() - started, 3)
+    result.notes = _notes(caught, stderr.getvalue())
+    return result
+
+
+def _result(check: registry.Check, status: str, hidden: bool, message: str = "", code: str = "") -> CheckResult:
+    return CheckResult(
+        notebook=check.notebook, exercise=check.exercise, check=check.name,
+        status=status, message=message, code=code, hidden=hidden,
+    )
+
+
+@contextlib.contextmanager
+def _isolated_session():
+    """Leave the learner's random state, grad mode and default dtype as they were."""
+    grad_enabled = torch.is_grad_enabled()
+    default_dtype = torch.get_default_dtype()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            torch.set_grad_enabled(grad_enabled)
+            torch.set_default_dtype(default_dtype)
+
+
+def _describe_unfinished(exc: NotImplementedError, check: registry.Check) -> str:
+    frame = _learner_frame(exc)
+    unfinished = frame.name if frame is not None and frame.name not in ("<module>", "<lambda>") else check.exercise
+    if unfinished in (check.exercise, "__init__", "forward"):
+        return (f"`{check.exercise}` is not written yet: it still raises NotImplementedError. "
+                "Replace the `raise NotImplementedError()` line with your code.")
+    return (f"`{check.exercise}` relies on `{unfinished}`, which is not written yet "
+            "(it still raises NotImplementedError). Finish that exercise first.")
+
+
+def _describe_exception(exc: BaseException, check: registry.Check) -> str:
+    """Say what was raised and, when the learner's code raised it, on which line."""
+    frame = _learner_frame(exc)
+    what = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    if frame is not None:
+        where = f"in `{frame.name}`" + (f", at `{frame.line.strip()}`" if frame.line else "")
+        return f"your code raised {what} ({where})."
+    return (
+        f"the check could not use what your code returned: {what}. "
+        f"Compare what `{check.exercise}` returns with what the exercise asks for (types and shapes)."
+    )
+
+
+def _learner_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of the learner's own code, if the exception went through it
+    after the check called it; None when the check's own code raised last."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    learner = None
+    for frame in frames:
+        filename = str(Path(frame.filename).resolve()) if not frame.filename.startswith("<") else frame.filename
+        if filename.startswith(_PACKAGE_DIR):
+            learner = None
+        elif not filename.startswith(_LIBRARY_DIRS):
+            learner = frame
+    return learner
+
+
+def _notes(caught: list[warnings.WarningMessage], stderr: str) -> list[str]:
+    notes = []
+    for warning in caught:
+        text = f"{warning.category.__name__}: {warning.message}"
+        if text not in notes:
+            notes.append(text)
+    if stderr.strip():
+        notes.append("printed to stderr: " + stderr.strip()[:300])
+    return notes
+
+
+def _record(results: list[CheckResult]) -> None:
+    """Append results to the file named by $AUTOGRADER_RESULTS, for the tools that run notebooks."""
+    path = os.environ.get(RESULTS_ENV)
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as out:
+        for result in results:
+            out.write(result.to_json() + "\n")

@@ -1,0 +1,70 @@
+"""What the course's own tests share: where things are, and the instructor's
+solutions loaded as plain Python so a test can swap one of them for a mistake."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import nbformat
+
+from autograder import registry
+from autograder.results import PASSED, CheckResult
+from autograder.runner import run_checks
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+RELEASE = ROOT / "notebooks"
+NOTEBOOKS = registry.notebooks()
+
+
+def solution_path(notebook: str) -> Path:
+    return SOLUTIONS / notebook / f"{notebook}.ipynb"
+
+
+def release_path(notebook: str) -> Path:
+    return RELEASE / notebook / f"{notebook}.ipynb"
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+@functools.lru_cache(maxsize=None)
+def _solution_sources(notebook: str) -> tuple[tuple[str, str], ...]:
+    nb = nbformat.read(solution_path(notebook), as_version=4)
+    kept = []
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type == "code" and (meta.get("grade_id") == "setup" or meta.get("solution")):
+            kept.append((meta["grade_id"], cell.source))
+    return tuple(kept)
+
+
+def solution_namespace(notebook: str, **replacements) -> dict:
+    """The notebook's setup and solution cells run in a fresh namespace, then
+    ``replacements`` (a learner's alternative or mistaken versions) put over them."""
+    namespace: dict = {"__name__": "__main__"}
+    for grade_id, source in _solution_sources(notebook):
+        exec(compile(source, f"<{notebook}:{grade_id}>", "exec"), namespace)
+    namespace.update(replacements)
+    return namespace
+
+
+def failures(results: list[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if r.status != PASSED]
+
+
+def assert_accepted(exercise: str, namespace: dict, **inputs) -> None:
+    found = failures(run_checks(exercise, namespace, inputs))
+    assert not found, "a correct answer was rejected:\n" + "\n".join(f"{r.check}: {r.status} {r.code}: {r.message}" for r in found)
+
+
+def assert_caught(exercise: str, namespace: dict, code: str, **inputs) -> CheckResult:
+    """The checks reject the answer, and the first diagnosis is ``code``."""
+    found = failures(run_checks(exercise, namespace, inputs))
+    assert found, f"a mistake expected to be diagnosed as {code!r} passed every check of {exercise}"
+    first = found[0]
+    assert first.code == code, f"expected the diagnosis {code!r}, got {first.code!r} ({first.status}): {first.message}"
+    assert first.message, "a failure must explain itself"
+    return first

@@ -1,0 +1,31 @@
+"""Every solution notebook earns full marks and runs cleanly; every release
+notebook earns nothing, and only its test cells fail. The notebooks run in a
+real kernel, with the test cells restored from the source as nbgrader does."""
+
+import pytest
+
+from autograder.execute import run_notebook
+from support import NOTEBOOKS, release_path, solution_path
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_the_solution_runs_cleanly_and_earns_full_marks(notebook):
+    run = run_notebook(solution_path(notebook))
+    assert run.faults == []
+    assert run.cell_errors() == [], "cells other than tests raised errors"
+    lost = [(v.grade_id, v.error) for v in run.verdicts if not v.passed]
+    assert lost == [], f"the solution loses points: {lost}"
+    assert run.score == run.max_score > 0
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_the_release_earns_nothing_and_only_its_test_cells_fail(notebook):
+    run = run_notebook(release_path(notebook), source=solution_path(notebook))
+    assert run.faults == []
+    assert run.cell_errors() == [], "cells other than tests raised errors in the release"
+    assert run.score == 0
+    for verdict in run.verdicts:
+        assert verdict.error.startswith("ChecksFailed"), f"{verdict.grade_id} failed for another reason: {verdict.error}"
+        assert "not written yet" in verdict.error
