@@ -103,4 +103,4 @@ def cross_entropy_tools() -> list[Target]:
 def module_building_tools() -> list[Target]:
     from torch import nn
 
-    return [(nn.Module, "__init__", "a module's constructor (it built layers)")]
+    return [(nn.Module, "__init__", "`nn.Linear(...)` (or another module's constructor)")]
