@@ -263,6 +263,19 @@ def autograd_flat(X, y, w, b):
     return w_.grad.flatten(), b_.grad
 
 
+def autograd_clone_without_detach(X, y, w, b):
+    w_, b_ = w.clone().requires_grad_(), b.clone().requires_grad_()
+    ((X @ w_ + b_ - y) ** 2).mean().backward()
+    return w_.grad, b_.grad
+
+
+def test_a_copy_that_is_not_a_leaf_is_explained():
+    namespace = ns(autograd_gradients=autograd_clone_without_detach)
+    results = run_checks("autograd_gradients", namespace)
+    stale = [r for r in results if r.check == "ignore_and_keep_the_gradients_the_caller_already_has"][0]
+    assert stale.code == "not_leaf" and "detach()" in stale.message
+
+
 def test_autograd_gradients_with_torch_autograd_grad_is_accepted():
     assert_accepted("autograd_gradients", ns(autograd_gradients=autograd_with_autograd_grad))
 

@@ -221,7 +221,17 @@ class SequentialWithSoftmax(nn.Module):
         return self.net(x)
 
 
-@pytest.mark.parametrize("right", [FunctionalClassifier, OrderedDictClassifier])
+class OutputLayerRegisteredFirst(nn.Module):
+    def __init__(self, hidden=32):
+        super().__init__()
+        self.out = nn.Linear(hidden, 10)
+        self.hidden = nn.Linear(64, hidden)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+
+@pytest.mark.parametrize("right", [FunctionalClassifier, OrderedDictClassifier, OutputLayerRegisteredFirst])
 def test_DigitsClassifier_written_differently_is_accepted(right):
     assert_accepted("DigitsClassifier", ns(DigitsClassifier=right))
     assert_accepted("DigitsClassifier", ns(DigitsClassifier=right), hidden=17, num_samples=23, seed=4)

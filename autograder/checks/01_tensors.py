@@ -249,6 +249,10 @@ def _reference(X, y, w, b):
 
 def _gradients(function, name, X, y, w, b):
     dw, db = as_pair(function(X, y, w, b), name)
+    if dw is None or db is None:
+        fail(f"{name} returned None for {'dw' if dw is None else 'db'}: the .grad of a tensor that is not a leaf stays "
+             "empty. A copy made with w.clone() of a tensor that requires grad is part of the graph, not a leaf: "
+             "make the copy with w.detach().clone().requires_grad_().", "not_leaf")
     dw, db = as_tensor(dw, "dw"), as_tensor(db, "db")
     d = X.shape[1]
     if tuple(dw.shape) == (d,):
