@@ -111,3 +111,32 @@ def instantiate(cls: Any, *args: Any, what: str, **kwargs: Any) -> nn.Module:
 
 def parameter_count(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def plain_containers(model: nn.Module) -> list[str]:
+    """Attributes of ``model`` that hold layers in a plain list, tuple or dict, where nn.Module cannot see them."""
+    found = []
+    for name, value in vars(model).items():
+        if isinstance(value, (list, tuple)) and any(isinstance(v, nn.Module) for v in value):
+            found.append(name)
+        elif (type(value) is dict and not name.startswith("_")
+              and any(isinstance(v, nn.Module) for v in value.values())):
+            found.append(name)
+    return found
+
+
+def explain_parameter_count(model: nn.Module, expected: int, found: int) -> tuple[str, str]:
+    """A hint and a diagnosis code for a module whose parameter count is not ``expected``."""
+    hidden_away = plain_containers(model)
+    if hidden_away and found < expected:
+        kind = type(vars(model)[hidden_away[0]]).__name__
+        return (f" The layers in `self.{hidden_away[0]}` sit in a plain Python {kind}, so nn.Module never registers "
+                "them: parameters() does not see them, and no optimizer would train them. Hold them in "
+                "nn.ModuleList (or nn.Sequential, or nn.ModuleDict) instead.", "layers_in_plain_list")
+    no_bias = [m for m in model.modules() if isinstance(m, nn.Linear) and m.bias is None]
+    if no_bias and found == expected - sum(m.out_features for m in no_bias):
+        return (" A Linear layer has no bias: is `bias=False` set? A bias adds one parameter per output of its layer.",
+                "missing_bias")
+    if found == 0:
+        return (" Nothing is registered: assign layers as attributes of self in __init__.", "not_registered")
+    return "", "wrong_parameter_count"

@@ -1,0 +1,304 @@
+"""The checks of 04_sequential: real mistakes are caught with the right
+diagnosis, and correct answers written another way are accepted."""
+
+from collections import OrderedDict
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from support import assert_accepted, assert_caught, solution_namespace
+
+NB = "04_sequential"
+
+
+def ns(**replacements):
+    return solution_namespace(NB, **replacements)
+
+
+def test_the_solutions_pass_with_default_and_fresh_inputs():
+    namespace = ns()
+    for exercise in ("TwoLayerModelNoSequential", "TwoLayerModel", "make_mlp", "mlp_param_count"):
+        assert_accepted(exercise, namespace)
+    fresh = dict(num_features=11, hidden=7, num_samples=13, seed=3)
+    assert_accepted("TwoLayerModelNoSequential", namespace, **fresh)
+    assert_accepted("TwoLayerModel", namespace, **fresh)
+    assert_accepted("make_mlp", namespace, sizes=(13, 9, 9, 4, 2), num_samples=11, seed=7)
+    assert_accepted("mlp_param_count", namespace, sizes=(13, 9, 9, 4, 2))
+
+
+# --- TwoLayerModelNoSequential ---
+
+
+class FunctionalActivations(nn.Module):
+    def __init__(self, num_features, hidden=3):
+        super().__init__()
+        self.linear1 = nn.Linear(num_features, hidden)
+        self.linear2 = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.linear2(F.relu(self.linear1(x))))
+
+
+def two_layer(forward=None, bias1=True, bias2=True):
+    class Model(nn.Module):
+        def __init__(self, num_features, hidden=3):
+            super().__init__()
+            self.linear1 = nn.Linear(num_features, hidden, bias=bias1)
+            self.relu = nn.ReLU()
+            self.linear2 = nn.Linear(hidden, 1, bias=bias2)
+            self.sigmoid = nn.Sigmoid()
+
+        def forward(self, x):
+            if forward is not None:
+                return forward(self, x)
+            return self.sigmoid(self.linear2(self.relu(self.linear1(x))))
+
+    return Model
+
+
+class LayersInAList(nn.Module):
+    def __init__(self, num_features, hidden=3):
+        super().__init__()
+        self.layers = [nn.Linear(num_features, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Sigmoid()]
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def test_TwoLayerModelNoSequential_with_F_relu_and_torch_sigmoid_is_accepted():
+    assert_accepted("TwoLayerModelNoSequential", ns(TwoLayerModelNoSequential=FunctionalActivations))
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (two_layer(bias1=False), "missing_bias"),
+    (two_layer(bias2=False), "missing_bias"),
+    (LayersInAList, "layers_in_plain_list"),
+    (two_layer(lambda self, x: self.linear2(self.relu(self.linear1(x)))), "missing_sigmoid"),
+    (two_layer(lambda self, x: self.sigmoid(self.linear2(self.linear1(x)))), "missing_activation"),
+    (two_layer(lambda self, x: self.sigmoid(self.sigmoid(self.linear2(self.relu(self.linear1(x)))))),
+     "double_sigmoid"),
+    (two_layer(lambda self, x: self.sigmoid(self.linear2(self.relu(self.linear1(x)))).squeeze(1)),
+     "broadcast_shape"),
+])
+def test_TwoLayerModelNoSequential_mistakes_are_diagnosed(wrong, code):
+    assert_caught("TwoLayerModelNoSequential", ns(TwoLayerModelNoSequential=wrong), code)
+
+
+def test_the_missing_bias_message_is_off_by_the_number_of_outputs():
+    result = assert_caught("TwoLayerModelNoSequential", ns(TwoLayerModelNoSequential=two_layer(bias1=False)),
+                           "missing_bias")
+    assert "19 parameters" in result.message and "expected 22" in result.message
+
+
+# --- TwoLayerModel ---
+
+
+class OrderedDictModel(nn.Module):
+    def __init__(self, num_features, hidden=3):
+        super().__init__()
+        self.network = nn.Sequential(OrderedDict([
+            ("hidden", nn.Linear(num_features, hidden)),
+            ("relu", nn.ReLU()),
+            ("output", nn.Linear(hidden, 1)),
+            ("sigmoid", nn.Sigmoid()),
+        ]))
+
+    def forward(self, x):
+        return self.network(x)
+
+
+def sequential_model(*make_layers, forward=None):
+    class Model(nn.Module):
+        def __init__(self, num_features, hidden=3):
+            super().__init__()
+            self.network = nn.Sequential(*(make(num_features, hidden) for make in make_layers))
+
+        def forward(self, x):
+            return forward(self, x) if forward else self.network(x)
+
+    return Model
+
+
+def hidden_layer(nf, h):
+    return nn.Linear(nf, h)
+
+
+def output_layer(nf, h):
+    return nn.Linear(h, 1)
+
+
+def relu(nf, h):
+    return nn.ReLU()
+
+
+def sigmoid(nf, h):
+    return nn.Sigmoid()
+
+
+class PlainListNetwork(nn.Module):
+    def __init__(self, num_features, hidden=3):
+        super().__init__()
+        self.network = [nn.Linear(num_features, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Sigmoid()]
+
+    def forward(self, x):
+        for layer in self.network:
+            x = layer(x)
+        return x
+
+
+class ModuleListNetwork(PlainListNetwork):
+    def __init__(self, num_features, hidden=3):
+        nn.Module.__init__(self)
+        self.network = nn.ModuleList([nn.Linear(num_features, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Sigmoid()])
+
+
+def test_TwoLayerModel_with_an_OrderedDict_Sequential_is_accepted():
+    assert_accepted("TwoLayerModel", ns(TwoLayerModel=OrderedDictModel))
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (PlainListNetwork, "layers_in_plain_list"),
+    (ModuleListNetwork, "not_sequential"),
+    (sequential_model(hidden_layer, relu, output_layer,
+                      forward=lambda self, x: torch.sigmoid(self.network(x))), "missing_sigmoid"),
+    (sequential_model(hidden_layer, sigmoid, output_layer, sigmoid), "wrong_layers"),
+    (sequential_model(hidden_layer, relu, output_layer, sigmoid,
+                      forward=lambda self, x: torch.sigmoid(self.network(x))), "double_sigmoid"),
+    (sequential_model(lambda nf, h: nn.Linear(nf, h, bias=False), relu, output_layer, sigmoid), "missing_bias"),
+])
+def test_TwoLayerModel_mistakes_are_diagnosed(wrong, code):
+    assert_caught("TwoLayerModel", ns(TwoLayerModel=wrong), code)
+
+
+# --- make_mlp ---
+
+
+def mlp_ordered_dict(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    named = OrderedDict()
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        named[f"linear{i}"] = nn.Linear(n_in, n_out)
+        named[f"act{i}"] = activation()
+    named.popitem()
+    return nn.Sequential(named)
+
+
+def mlp_shared_activation(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    act = activation()
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), act]
+    return nn.Sequential(*layers[:-1])
+
+
+def mlp_activation_after_last(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), activation()]
+    return nn.Sequential(*layers)
+
+
+def mlp_fixed_relu(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def mlp_activation_not_called(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), activation]
+    return nn.Sequential(*layers[:-1])
+
+
+def mlp_list(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), activation()]
+    return layers[:-1]
+
+
+def mlp_no_check(sizes, activation=nn.ReLU):
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), activation()]
+    return nn.Sequential(*layers[:-1])
+
+
+def mlp_without_activations(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    return nn.Sequential(*(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:])))
+
+
+def test_make_mlp_with_an_OrderedDict_is_accepted():
+    assert_accepted("make_mlp", ns(make_mlp=mlp_ordered_dict))
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (mlp_shared_activation, "shared_activation"),
+    (mlp_activation_after_last, "activation_after_last"),
+    (mlp_fixed_relu, "activation_ignored"),
+    (mlp_activation_not_called, "activation_not_called"),
+    (mlp_list, "layers_in_plain_list"),
+    (mlp_no_check, "no_value_error"),
+    (mlp_without_activations, "missing_activation"),
+])
+def test_make_mlp_mistakes_are_diagnosed(wrong, code):
+    assert_caught("make_mlp", ns(make_mlp=wrong), code)
+
+
+# --- mlp_param_count ---
+
+
+def count_with_a_loop(sizes):
+    total = 0
+    for i in range(1, len(sizes)):
+        total += sizes[i - 1] * sizes[i] + sizes[i]
+    return total
+
+
+def count_without_biases(sizes):
+    return sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
+def count_biases_per_input(sizes):
+    return sum(a * b + a for a, b in zip(sizes, sizes[1:]))
+
+
+def count_by_building(sizes):
+    return sum(p.numel() for p in ns()["make_mlp"](sizes).parameters())
+
+
+def test_mlp_param_count_with_a_loop_is_accepted():
+    assert_accepted("mlp_param_count", ns(mlp_param_count=count_with_a_loop))
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (count_without_biases, "missing_bias"),
+    (count_biases_per_input, "wrong_count"),
+    (count_by_building, "built_model"),
+])
+def test_mlp_param_count_mistakes_are_diagnosed(wrong, code):
+    assert_caught("mlp_param_count", ns(mlp_param_count=wrong), code)
+
+
+def test_modules_can_be_built_again_after_the_check_that_forbids_it():
+    assert_caught("mlp_param_count", ns(mlp_param_count=count_by_building), "built_model")
+    assert nn.Linear(3, 2).weight.shape == (2, 3)
