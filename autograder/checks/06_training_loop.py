@@ -243,10 +243,12 @@ def _mean_diagnosis(found: float, batches: list[tuple[float, int, int]], what: s
         return
     sizes_text = ", ".join(str(s) for s in sizes)
     if math.isclose(found, unweighted, rel_tol=1e-5, abs_tol=1e-6):
+        remedy = ("count the right answers of every batch and divide once, by the number of samples" if index == 1
+                  else "weight each batch by its size (add up loss.item() * len(batch), then divide by the number "
+                       "of samples)")
         fail(f"the {what} is {number(found)}, the plain mean of the batches' values; over the samples it is "
-             f"{number(weighted)}. The batches hold {sizes_text} samples, so the last one counts too much: "
-             "weight each batch by its size (sum value * len(batch), then divide by the number of samples).",
-             "unweighted_mean")
+             f"{number(weighted)}. The batches hold {sizes_text} samples, so the samples of the small last one "
+             f"count too much: {remedy}.", "unweighted_mean")
     if index == 1 and math.isclose(found, 100 * weighted, rel_tol=1e-5):
         fail(f"the accuracy is {number(found)}, a percentage; return the fraction {number(weighted)} "
              "(between 0 and 1).", "percent_not_fraction")
@@ -330,9 +332,10 @@ def takes_one_step_per_batch_with_fresh_gradients(train_one_epoch, num_samples=4
         _stale_gradients(variant, seed)
         _reference_epoch(variant, loader, lr, clearing)
         if _same_parameters(learner, variant):
-            when = {"after_each_step": "only after each step", "once": "only once, before the loop",
-                    "never": "never"}[clearing]
-            fail(f"your epoch clears the gradients {when}, so gradients from earlier (left on the model before "
+            when = {"after_each_step": "clears the gradients only after each step",
+                    "once": "clears the gradients only once, before the loop",
+                    "never": "never clears the gradients"}[clearing]
+            fail(f"your epoch {when}, so gradients from earlier (left on the model before "
                  "the call, or from the previous batch) are added into a step. Call optimizer.zero_grad() "
                  "before every backward pass.", "grads_accumulate")
     clean = copy.deepcopy(start)
@@ -471,8 +474,9 @@ def trains_in_train_mode_and_validates_in_eval_mode_without_a_graph(fit, epochs=
            "some training steps ran in eval mode: after validating, the model stays in eval mode until "
            "model.train() is called. Switch to train mode at the start of every epoch.", "missing_train")
     expect(len(validation) >= epochs * len(val),
-           f"the validation loader was used for {len(validation)} batches in {epochs} epochs; expected all "
-           f"{len(val)} of its batches after every epoch.", "no_validation")
+           f"the validation loader was used for {len(validation)} batches in {epochs} epochs; expected its "
+           f"{len(val)} batches after every epoch ({epochs * len(val)} in all): validate once per epoch.",
+           "no_validation")
     expect(not any(mode for mode, _ in validation),
            "validation ran in train mode: call model.eval() before measuring (evaluate does).", "missing_eval")
     expect(not any(recording for _, recording in validation),
@@ -582,7 +586,7 @@ def _matches(values: torch.Tensor, expected: list[float], scale: float = 1.0) ->
 def returns_a_figure_with_at_least_two_axes(plot_history, epochs=10, seed=0):
     with _plot(plot_history, _history(epochs, seed)) as figure:
         expect(len(figure.axes) >= 2,
-               f"the figure has {len(figure.axes)} axes; expected two: the losses on one, the accuracy on the other "
+               f"the figure has {len(figure.axes)} ax{'i' if len(figure.axes) == 1 else 'e'}s; expected two: the losses on one, the accuracy on the other "
                "(their scales differ). plt.subplots(1, 2) makes two.", "too_few_axes")
 
 
