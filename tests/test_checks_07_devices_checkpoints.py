@@ -39,7 +39,7 @@ def test_every_check_takes_a_few_seconds_at_most():
     for exercise in EXERCISES:
         run_checks(exercise, namespace)  # warm up
         for result in run_checks(exercise, namespace):
-            assert result.seconds < 3, f"{result.check} took {result.seconds} s"
+            assert result.seconds < 5, f"{result.check} took {result.seconds} s"
 
 
 def test_the_checks_leave_no_file_behind(tmp_path, monkeypatch):
