@@ -68,3 +68,20 @@ def assert_caught(exercise: str, namespace: dict, code: str, **inputs) -> CheckR
     assert first.code == code, f"expected the diagnosis {code!r}, got {first.code!r} ({first.status}): {first.message}"
     assert first.message, "a failure must explain itself"
     return first
+
+
+def planted(notebook: str, folder: Path, **sources: str) -> Path:
+    """A copy of the solution notebook in ``folder`` whose solution cells named in
+    ``sources`` (by grade id) hold the given code instead: a learner's notebook."""
+    nb = nbformat.read(solution_path(notebook), as_version=4)
+    found = set()
+    for cell in nb.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if grade_id in sources:
+            cell.source = sources[grade_id]
+            found.add(grade_id)
+    assert found == set(sources), f"{notebook} has no cells {sorted(set(sources) - found)}"
+    path = Path(folder) / notebook / f"{notebook}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
