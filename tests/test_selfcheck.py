@@ -2,8 +2,6 @@
 notebook, and why. Bad input gets a clear message and the rest still runs;
 the verdicts are nbgrader's own; no traceback ever reaches the learner."""
 
-import contextlib
-import io
 import shutil
 import subprocess
 import sys
@@ -14,8 +12,7 @@ import pytest
 from nbgrader.utils import determine_grade
 
 from autograder import registry, selfcheck
-from autograder.cli import main
-from support import ROOT, planted, release_path, solution_path
+from support import block, check, exercise_line, flat, planted, release_path, solution_path
 
 NB = "03_nn_module"
 
@@ -47,39 +44,6 @@ def count_parameters(model, trainable_only=True):
 SOLVED_COUNT = '''def count_parameters(model, trainable_only=True):
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 '''
-
-
-def check(*args):
-    """Run `autograder check ARGS`; return the exit status, what it printed, and the reports it built."""
-    reports = []
-    original = selfcheck.check_notebook
-
-    def recording(*a, **k):
-        reports.append(original(*a, **k))
-        return reports[-1]
-
-    out = io.StringIO()
-    with mock.patch.object(selfcheck, "check_notebook", recording), contextlib.redirect_stdout(out):
-        status = main(["check", *map(str, args)])
-    return status, out.getvalue(), reports
-
-
-def flat(output):
-    """The output with its line wrapping undone."""
-    return " ".join(output.split())
-
-
-def exercise_line(output, exercise):
-    return next(line for line in output.splitlines() if line.strip().startswith(("✔", "✘"))
-                and line.split()[1] == exercise)
-
-
-def block(output, exercise):
-    """The exercise's line and the diagnosis under it."""
-    lines = output.splitlines()
-    start = lines.index(exercise_line(output, exercise))
-    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("      ")), len(lines))
-    return " ".join(line.strip() for line in lines[start:end])
 
 
 # --- bad input: no kernel needed -----------------------------------------------
