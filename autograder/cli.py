@@ -42,11 +42,12 @@ def _check(args: argparse.Namespace) -> int:
         reports = [selfcheck.check_notebook(path, args.timeout) for path in args.paths]
         print("\n\n".join(selfcheck.format_notebook(report) for report in reports))
     else:
-        workspace = Path(args.dir) if args.dir else Path.cwd() / WORKSPACE
+        workspace = Path(args.dir or WORKSPACE)
         reports = selfcheck.check_workspace(workspace, args.timeout, announce=print)
         print(selfcheck.format_table(reports))
         png, page = progress.save(reports, workspace)
         print(f"\nYour progress as a picture: {png}\nand as a page with what to fix: {page}")
+        print(f"What to fix in one notebook: make check NB={workspace}/<notebook>/<notebook>.ipynb")
     return 0 if all(report.complete for report in reports) else 1
 
 

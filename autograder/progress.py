@@ -31,7 +31,7 @@ def draw(reports: list[NotebookReport]) -> Figure:
     rows = len(reports)
     fig = Figure(figsize=(2.4 + 2.0 * columns, 1.3 + 0.6 * rows), dpi=110)
     ax = fig.add_axes((0.0, 0.1, 1.0, 0.78))
-    ax.set_xlim(-2.4, 2.0 * columns)
+    ax.set_xlim(-2.4, 2.0 * columns + 0.1)
     ax.set_ylim(rows, 0)
     ax.axis("off")
     score, total = sum(r.score for r in reports), sum(r.max_score for r in reports)

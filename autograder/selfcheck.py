@@ -192,7 +192,7 @@ def course_points(notebook: str) -> dict[str, float]:
 
 
 def _untouched(path: Path, notebook: str) -> bool:
-    """True when every exercise cell still reads as released (or the file cannot be compared)."""
+    """True when every exercise cell still reads as released; an unreadable file counts as touched."""
     release = RELEASE_DIR / notebook / f"{notebook}.ipynb"
     try:
         mine, theirs = _solution_sources(read_notebook(path)), _solution_sources(read_notebook(release))
@@ -218,6 +218,13 @@ def _wrap(text: str, indent: str, subsequent: str | None = None) -> str:
                      for line in text.splitlines() if line.strip())
 
 
+def _verdict(exercise: ExerciseReport) -> str:
+    """``failed: missing_bias (cell 8)``: what happened, the diagnosis code of a wrong answer, and where."""
+    code = f": {exercise.code}" if exercise.status == WRONG else ""
+    where = f" ({exercise.cell})" if exercise.cell else ""
+    return f"{exercise.status}{code}{where}"
+
+
 def format_notebook(report: NotebookReport) -> str:
     """Every exercise with its points, and for each failure the first diagnosis."""
     where = f" ({report.path})" if report.path else ""
@@ -226,9 +233,8 @@ def format_notebook(report: NotebookReport) -> str:
     lines = [f"{report.notebook}: {_points(report.score)} of {_points(report.max_score)} points{where}"]
     width = max((len(e.exercise) for e in report.exercises), default=0)
     for e in report.exercises:
-        mark = "✔" if e.passed else "✘"
-        tag = "" if e.passed else f"  {e.status}" + (f": {e.code}" if e.status == WRONG else "") + (f" ({e.cell})" if e.cell else "")
-        lines.append(f"  {mark} {e.exercise:<{width}}  {_points(e.points):>2}/{_points(e.max_points)}{tag}")
+        lines.append(f"  {'✔' if e.passed else '✘'} {e.exercise:<{width}}  {_points(e.points):>2}/{_points(e.max_points)}"
+                     + ("" if e.passed else f"  {_verdict(e)}"))
         if e.cell_error and not e.passed and e.code != "not_defined":
             lines.append(_wrap(f"{e.cell} raised {e.cell_error}", "      "))
         if e.message:
@@ -243,15 +249,23 @@ def format_notebook(report: NotebookReport) -> str:
     return "\n".join(lines)
 
 
+def _state_and_left(report: NotebookReport) -> tuple[str, str]:
+    if report.state == NOT_COPIED:
+        return report.state, "everything (make lab copies it)"
+    if report.state == NOT_STARTED:
+        return report.state, "everything"
+    if report.state != CHECKED:
+        return report.state, report.problems[0] if report.problems else ""
+    if report.complete:
+        return "done", "-"
+    return "in progress", ", ".join(report.left + (["cells that raise or never end"] if report.problems else []))
+
+
 def format_table(reports: list[NotebookReport]) -> str:
     """One line per notebook: score, state, and what is left."""
     rows = [("notebook", "score", "state", "left to do")]
     for r in reports:
-        state = r.state if r.state != CHECKED else ("done" if r.complete else "in progress")
-        left = ", ".join(r.left) if r.state == CHECKED else (r.problems[0] if r.problems else "everything")
-        if r.complete:
-            left = "-"
-        rows.append((r.notebook, f"{_points(r.score)}/{_points(r.max_score)}", state, left))
+        rows.append((r.notebook, f"{_points(r.score)}/{_points(r.max_score)}", *_state_and_left(r)))
     total = sum(r.score for r in reports), sum(r.max_score for r in reports)
     rows.append(("total", f"{_points(total[0])}/{_points(total[1])}", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
