@@ -35,20 +35,36 @@ def _workspace(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from autograder import progress, selfcheck
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")  # a terminal that cannot show ✔ gets ? rather than a crash
+    reports = _check_notebooks(args) if args.paths else _check_workspace(args)
+    return 0 if reports and all(report.complete for report in reports) else 1
+
+
+def _check_notebooks(args: argparse.Namespace) -> list:
+    from autograder.selfcheck import check_notebook, format_notebook
+
+    reports = [check_notebook(path, args.timeout) for path in args.paths]
+    print("\n\n".join(format_notebook(report) for report in reports))
+    return reports
+
+
+def _check_workspace(args: argparse.Namespace) -> list:
+    from autograder import progress
+    from autograder.selfcheck import check_workspace, format_table
     from autograder.workspace import WORKSPACE
 
-    if args.paths:
-        reports = [selfcheck.check_notebook(path, args.timeout) for path in args.paths]
-        print("\n\n".join(selfcheck.format_notebook(report) for report in reports))
-    else:
-        workspace = Path(args.dir or WORKSPACE)
-        reports = selfcheck.check_workspace(workspace, args.timeout, announce=print)
-        print(selfcheck.format_table(reports))
-        png, page = progress.save(reports, workspace)
-        print(f"\nYour progress as a picture: {png}\nand as a page with what to fix: {page}")
-        print(f"What to fix in one notebook: make check NB={workspace}/<notebook>/<notebook>.ipynb")
-    return 0 if all(report.complete for report in reports) else 1
+    workspace = Path(args.dir or WORKSPACE)
+    if not workspace.is_dir():
+        print(f"There is no workspace at {workspace}/ yet: `make lab` creates it. "
+              "Run this at the top of the course, or name your workspace with --dir.")
+        return []
+    reports = check_workspace(workspace, args.timeout, announce=print)
+    print(format_table(reports))
+    png, page = progress.save(reports, workspace)
+    print(f"\nYour progress as a picture: {png}\nand as a page with what to fix: {page}")
+    print(f"What to fix in one notebook: make check NB={workspace}/<notebook>/<notebook>.ipynb")
+    return reports
 
 
 def build_parser() -> argparse.ArgumentParser:

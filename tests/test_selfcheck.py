@@ -92,6 +92,13 @@ def test_from_a_shell_a_broken_notebook_prints_no_traceback(tmp_path):
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def test_a_missing_workspace_is_explained_and_nothing_is_created(tmp_path):
+    status, output, _ = check("--dir", tmp_path / "my-work")
+    assert status == 1
+    assert f"There is no workspace at {tmp_path / 'my-work'}/ yet: `make lab` creates it." in output
+    assert not (tmp_path / "my-work").exists()
+
+
 def test_a_workspace_without_work_shows_every_notebook_not_started(tmp_path):
     workspace = tmp_path / "my-work"
     (workspace / "02_manual_model").mkdir(parents=True)
@@ -134,7 +141,8 @@ def test_the_workspace_table_gives_each_notebooks_score_and_what_is_left(workspa
     rows = {line.split()[0]: line for line in output.splitlines() if line.startswith(("02_", "03_", "total"))}
     assert rows["02_manual_model"].split()[1:3] == ["0/16", "not"] and "not started" in rows["02_manual_model"]
     assert "5/12" in rows[NB] and "in progress" in rows[NB]
-    assert rows[NB].endswith("ManualLogisticModule, count_parameters, load_manual_weights")
+    assert rows[NB].endswith("ManualLogisticModule, count_parameters, load_manual_weights, "
+                             "cells that raise or never end"), "its demo cells raise too"
     assert "5/28" in rows["total"]
     html = (workspace / "progress.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in html, "the page carries its picture"
