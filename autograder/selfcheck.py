@@ -114,12 +114,19 @@ def exercise_reports(run: NotebookRun) -> list[ExerciseReport]:
         failed = next((v for v in verdicts if not v.passed), None)
         if failed is not None:
             report.status, report.message, report.code = _diagnosis(failed)
-        if report.code == "not_defined" and report.cell_error:
-            report.status = RAISED
-            report.message = (f"{report.cell} raised {report.cell_error}, so `{exercise}` was never defined. "
-                              "Fix that error first.")
+        if report.code == "not_defined":
+            report.status, report.message = _never_defined(report)
         reports.append(report)
     return reports
+
+
+def _never_defined(report: ExerciseReport) -> tuple[str, str]:
+    """Every cell ran, so a name that is still missing was never defined: say why."""
+    if report.cell_error:
+        return RAISED, (f"{report.cell} raised {report.cell_error}, so `{report.exercise}` was never defined. "
+                        "Fix that error first.")
+    return WRONG, (f"`{report.exercise}` is not defined anywhere in your notebook, though every cell ran. "
+                   f"The tests look for exactly this name: did you rename it{f' in {report.cell}' if report.cell else ''}?")
 
 
 _RUN_FAULTS = ("CellTimeoutError", "KernelDied")  # reported among the run's faults already

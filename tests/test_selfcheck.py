@@ -12,6 +12,8 @@ import pytest
 from nbgrader.utils import determine_grade
 
 from autograder import registry, selfcheck
+from autograder.execute import CellVerdict, NotebookRun
+from autograder.results import CheckResult
 from support import block, check, exercise_line, flat, planted, release_path, solution_path
 
 NB = "03_nn_module"
@@ -117,6 +119,19 @@ def test_a_workspace_without_work_shows_every_notebook_not_started(tmp_path):
             assert f"0/{sum(selfcheck.course_points(notebook).values()):g}" in row
     assert (workspace / "progress.png").read_bytes().startswith(b"\x89PNG")
     assert f"Your progress as a picture: {workspace / 'progress.png'}" in output
+
+
+def test_a_renamed_exercise_is_reported_as_never_defined(tmp_path):
+    nb = nbformat.read(solution_path(NB), as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "count_parameters")
+    cell.source = "def count_params(model, trainable_only=True):\n    return 0\n"
+    result = CheckResult(notebook=NB, exercise="count_parameters", check="counts", status="not_defined",
+                         code="not_defined", message="`count_parameters` is not defined. Run the cell that defines it.")
+    verdict = CellVerdict("test_count_parameters", "count_parameters", 0.0, 2.0, "ChecksFailed: ...", [result])
+    [report] = selfcheck.exercise_reports(NotebookRun(NB, tmp_path / "mine.ipynb", nb, [verdict], []))
+    assert report.status == selfcheck.WRONG
+    assert report.message == ("`count_parameters` is not defined anywhere in your notebook, though every cell ran. "
+                              "The tests look for exactly this name: did you rename it in cell 21?")
 
 
 # --- notebooks that run ----------------------------------------------------------
