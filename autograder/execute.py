@@ -32,6 +32,10 @@ from autograder.results import CheckResult
 from autograder.runner import RESULTS_ENV
 
 DEFAULT_CELL_TIMEOUT = 60
+# The errors the runner writes into cells itself, for nbgrader's rule to score them zero.
+TIMEOUT_ERROR = "CellTimeoutError"
+KERNEL_DIED = "KernelDied"
+NOT_RUN = "NotRun"
 
 _QUIET_LOG = logging.getLogger("autograder.execute")
 _QUIET_LOG.addHandler(logging.NullHandler())
@@ -238,15 +242,6 @@ def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CEL
     return nb, results, faults
 
 
-def _exercise_names() -> set[str]:
-    return {name for notebook in registry.notebooks() for name in registry.exercises(notebook)}
-
-
-TIMEOUT_ERROR = "CellTimeoutError"
-KERNEL_DIED = "KernelDied"
-NOT_RUN = "NotRun"
-
-
 def _error_output(ename: str, evalue: str) -> NotebookNode:
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
@@ -260,6 +255,10 @@ def _mark_unrun(nb: NotebookNode, died: int) -> None:
         if is_test_cell(cell):
             cell.outputs = [_error_output(NOT_RUN, f"this test did not run: the kernel died earlier, "
                                                    f"in {cell_label(nb, died)}.")]
+
+
+def _exercise_names() -> set[str]:
+    return {name for notebook in registry.notebooks() for name in registry.exercises(notebook)}
 
 
 def cell_label(nb: NotebookNode, index: int) -> str:

@@ -21,6 +21,9 @@ from pathlib import Path
 from autograder import registry
 from autograder.execute import (
     DEFAULT_CELL_TIMEOUT,
+    KERNEL_DIED,
+    NOT_RUN as CELL_NOT_RUN,
+    TIMEOUT_ERROR,
     NotebookError,
     NotebookRun,
     assignment_of,
@@ -129,7 +132,7 @@ def _never_defined(report: ExerciseReport) -> tuple[str, str]:
                    f"The tests look for exactly this name: did you rename it{f' in {report.cell}' if report.cell else ''}?")
 
 
-_RUN_FAULTS = ("CellTimeoutError", "KernelDied")  # reported among the run's faults already
+_RUN_FAULTS = (TIMEOUT_ERROR, KERNEL_DIED)  # reported among the run's faults already
 
 
 def _diagnosis(verdict) -> tuple[str, str, str]:
@@ -139,10 +142,10 @@ def _diagnosis(verdict) -> tuple[str, str, str]:
         hidden = "hidden tests: " if first.hidden else ""
         status = {NOT_IMPLEMENTED: TODO, ERROR: RAISED}.get(first.status, WRONG)
         return status, hidden + first.message, first.code
-    if verdict.error.startswith(("NotRun", "KernelDied")):
+    if verdict.error.startswith((CELL_NOT_RUN, KERNEL_DIED)):
         return NOT_RUN, verdict.error.split(": ", 1)[-1], "not_run"
-    if verdict.error.startswith("CellTimeoutError"):
-        return WRONG, f"the test {verdict.error.split(': ', 1)[-1]}", "timeout"
+    if verdict.error.startswith(TIMEOUT_ERROR):
+        return WRONG, verdict.error.split(": ", 1)[-1].replace("this cell", "the test cell", 1), "timeout"
     return WRONG, verdict.error or "the test cell did not pass.", "test_cell_failed"
 
 

@@ -134,6 +134,16 @@ def test_a_renamed_exercise_is_reported_as_never_defined(tmp_path):
                               "The tests look for exactly this name: did you rename it in cell 21?")
 
 
+def test_a_test_cell_stopped_by_the_timeout_says_so(tmp_path):
+    nb = nbformat.read(solution_path(NB), as_version=4)
+    error = "CellTimeoutError: this cell ran longer than 60 s and was stopped. Look for a loop that never ends."
+    verdicts = [CellVerdict("test_count_parameters", "count_parameters", 2.0, 2.0),
+                CellVerdict("test_count_parameters_hidden", "count_parameters", 0.0, 1.0, error)]
+    [report] = selfcheck.exercise_reports(NotebookRun(NB, tmp_path / "mine.ipynb", nb, verdicts, []))
+    assert (report.status, report.code, report.points, report.max_points) == (selfcheck.WRONG, "timeout", 2, 3)
+    assert report.message == "the test cell ran longer than 60 s and was stopped. Look for a loop that never ends."
+
+
 # --- notebooks that run ----------------------------------------------------------
 
 
