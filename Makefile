@@ -10,10 +10,11 @@ PYTEST_ARGS ?=
 # Tools that nbgrader calls by name (alembic) must come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install lab test release clean
+.PHONY: help install lab check test release clean
 
 help:
 	@echo "make lab       open the course in JupyterLab (students, self-paced learners, instructors)"
+	@echo "make check     check your notebooks in my-work/ as grading would (one notebook: make check NB=path/to/notebook.ipynb)"
 	@echo "make test      run every test of the course and its autograder"
 	@echo "make release   regenerate notebooks/ (student release) from solutions/ (instructor source)"
 	@echo "make clean     remove the virtual environment and everything tests or grading left behind"
@@ -31,6 +32,11 @@ $(INSTALLED): pyproject.toml
 lab: $(INSTALLED)
 	$(BIN)/autograder workspace
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/my-work
+
+# Runs your notebooks as grading does and says, per exercise, what passes and what to fix.
+# Without NB: a table of every notebook in my-work/, and my-work/progress.png and progress.html.
+check: $(INSTALLED)
+	@$(BIN)/autograder check $(NB)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -14,7 +14,9 @@ The steps are small and composed in :func:`run_notebook`:
 from __future__ import annotations
 
 import copy
+import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,14 @@ from autograder.results import CheckResult
 from autograder.runner import RESULTS_ENV
 
 DEFAULT_CELL_TIMEOUT = 60
+# The errors the runner writes into cells itself, for nbgrader's rule to score them zero.
+TIMEOUT_ERROR = "CellTimeoutError"
+KERNEL_DIED = "KernelDied"
+NOT_RUN = "NotRun"
+
+_QUIET_LOG = logging.getLogger("autograder.execute")
+_QUIET_LOG.addHandler(logging.NullHandler())
+_QUIET_LOG.propagate = False
 
 
 class NotebookError(Exception):
@@ -70,7 +80,7 @@ class NotebookRun:
         """``(index, error)`` for cells whose output holds an error, test cells only when ``graded``."""
         found = []
         for index, cell in enumerate(self.notebook.cells):
-            if cell.cell_type != "code" or _is_test_cell(cell) != graded:
+            if cell.cell_type != "code" or is_test_cell(cell) != graded:
                 continue
             error = _error_text(cell)
             if error:
@@ -132,19 +142,23 @@ def course_source(assignment: str, course_dir: Path = COURSE_DIR) -> Path | None
 
 
 def graded_cell_ids(nb: NotebookNode) -> list[str]:
-    return [cell.metadata.nbgrader.grade_id for cell in nb.cells if _is_test_cell(cell)]
+    return [cell.metadata.nbgrader.grade_id for cell in nb.cells if is_test_cell(cell)]
 
 
-def _is_test_cell(cell: NotebookNode) -> bool:
+def is_test_cell(cell: NotebookNode) -> bool:
+    """An autograded test cell: graded, not a solution, code."""
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
+
+
+_is_test_cell = is_test_cell
 
 
 def restore_test_cells(nb: NotebookNode, source: NotebookNode) -> NotebookNode:
     """A copy of ``nb`` whose test cells are the source's: edited ones replaced,
     deleted ones put back after the exercise's solution cell (or at the end)."""
     nb = copy.deepcopy(nb)
-    originals = {cell.metadata.nbgrader.grade_id: cell for cell in source.cells if _is_test_cell(cell)}
+    originals = {cell.metadata.nbgrader.grade_id: cell for cell in source.cells if is_test_cell(cell)}
     present = set()
     for index, cell in enumerate(nb.cells):
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
@@ -165,7 +179,14 @@ def restore_test_cells(nb: NotebookNode, source: NotebookNode) -> NotebookNode:
 
 
 def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CELL_TIMEOUT) -> tuple[NotebookNode, dict[int, list[CheckResult]], list[str]]:
-    """Run every cell; return the executed copy, the check results of each cell, and what went wrong."""
+    """Run every cell; return the executed copy, the check results of each cell, and what went wrong.
+
+    A cell that runs longer than ``timeout`` seconds is interrupted, gets a
+    ``CellTimeoutError`` as its output, and the run goes on with the next cell.
+    When the kernel dies, the cell it died in and every test cell that never ran
+    get an error output saying so (nbgrader would score an unrun test cell as
+    passed), and the verdicts already known are kept.
+    """
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -173,6 +194,7 @@ def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CEL
             cell.execution_count = None
     faults: list[str] = []
     results: dict[int, list[CheckResult]] = {}
+    started: list[int] = []
     with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
         results_path = Path(scratch) / "results.jsonl"
         results_path.touch()
@@ -188,30 +210,71 @@ def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CEL
             if found:
                 results.setdefault(cell_index, []).extend(found)
             content = (execute_reply or {}).get("content", {})
-            if content.get("ename") == "CellTimeoutError" and not any(o.output_type == "error" for o in cell.outputs):
-                cell.outputs.append(nbformat.v4.new_output("error", ename=content["ename"], evalue=content["evalue"],
-                                                           traceback=content["traceback"]))
-                faults.append(f"cell {cell_index + 1} ran longer than {timeout} s and was interrupted")
+            if content.get("ename") == TIMEOUT_ERROR:
+                # The interrupt may already have left a bare KeyboardInterrupt here; the timeout says more.
+                cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
+                cell.outputs.append(_error_output(TIMEOUT_ERROR, content["evalue"]))
+                faults.append(f"{cell_label(nb, cell_index)} ran longer than {timeout} s and was stopped; "
+                              "the run went on with the next cell")
 
         client = NotebookClient(
             nb, timeout=timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
-            error_on_timeout={"ename": "CellTimeoutError",
-                              "evalue": f"this cell ran longer than {timeout} s and was stopped",
-                              "traceback": [f"CellTimeoutError: this cell ran longer than {timeout} s and was stopped. "
-                                            "Look for a loop that never ends, or training that runs too long."]},
+            error_on_timeout={"ename": TIMEOUT_ERROR,
+                              "evalue": f"this cell ran longer than {timeout} s and was stopped. "
+                                        "Look for a loop that never ends, or training that runs too long.",
+                              "traceback": []},
             resources={"metadata": {"path": str(cwd)}},
+            on_cell_start=lambda cell, cell_index: started.append(cell_index),
             on_cell_executed=collect,
             # The kernel talks to us over loopback; its notice about unencrypted TCP is noise here.
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
+        # nbclient logs timeouts and dead kernels as errors; they are reported as faults instead.
+        client.log = _QUIET_LOG
         env = {**os.environ, RESULTS_ENV: str(results_path)}
         try:
             client.execute(env=env)
         except DeadKernelError:
-            done = max((i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.get("execution_count")),
-                       default=-1)
-            faults.append(f"the kernel died while running cell {done + 2}; the cells after it did not run")
+            died = started[-1] if started else 0
+            faults.append(f"the kernel (the Python process that runs the notebook) died while running "
+                          f"{cell_label(nb, died)}; the cells after it did not run")
+            _mark_unrun(nb, died)
     return nb, results, faults
+
+
+def _error_output(ename: str, evalue: str) -> NotebookNode:
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def _mark_unrun(nb: NotebookNode, died: int) -> None:
+    """Give the cell the kernel died in, and every test cell after it, an error that says why."""
+    nb.cells[died].outputs.append(_error_output(
+        KERNEL_DIED, "the kernel died while running this cell (a crash in native code, running out of memory, "
+                     "or os._exit() stops the whole Python process)."))
+    for cell in nb.cells[died + 1:]:
+        if is_test_cell(cell):
+            cell.outputs = [_error_output(NOT_RUN, f"this test did not run: the kernel died earlier, "
+                                                   f"in {cell_label(nb, died)}.")]
+
+
+def _exercise_names() -> set[str]:
+    return {name for notebook in registry.notebooks() for name in registry.exercises(notebook)}
+
+
+def cell_label(nb: NotebookNode, index: int) -> str:
+    """How a learner finds a cell: its position from the top (markdown cells count)
+    and the exercise it belongs to, or its first line."""
+    cell = nb.cells[index]
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    exercise = registry.exercise_of_grade_id(grade_id) if grade_id and is_test_cell(cell) else None
+    if exercise:
+        where = f"the test of {exercise}"
+    elif grade_id in _exercise_names():
+        where = f"exercise {grade_id}"
+    else:
+        first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+        where = f'"{first[:40]}{"..." if len(first) > 40 else ""}"' if first else "empty"
+    return f"cell {index + 1} ({where})"
 
 
 def grade_cells(nb: NotebookNode, results: dict[int, list[CheckResult]] | None = None) -> list[CellVerdict]:
@@ -230,12 +293,15 @@ def grade_cells(nb: NotebookNode, results: dict[int, list[CheckResult]] | None =
     return verdicts
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _error_text(cell: NotebookNode) -> str:
     for output in cell.get("outputs", []):
         if output.output_type == "error":
-            return f"{output.ename}: {output.evalue}"
+            return _ANSI.sub("", f"{output.ename}: {output.evalue}").strip()
         if output.output_type == "stream" and output.name == "stderr":
-            return "printed to stderr: " + output.text.strip()[:500]
+            return "printed to stderr: " + _ANSI.sub("", output.text).strip()[:500]
     return ""
 
 

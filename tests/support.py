@@ -3,8 +3,11 @@ solutions loaded as plain Python so a test can swap one of them for a mistake.""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 
@@ -68,3 +71,59 @@ def assert_caught(exercise: str, namespace: dict, code: str, **inputs) -> CheckR
     assert first.code == code, f"expected the diagnosis {code!r}, got {first.code!r} ({first.status}): {first.message}"
     assert first.message, "a failure must explain itself"
     return first
+
+
+def planted(notebook: str, folder: Path, **sources: str) -> Path:
+    """A copy of the solution notebook in ``folder`` whose solution cells named in
+    ``sources`` (by grade id) hold the given code instead: a learner's notebook."""
+    nb = nbformat.read(solution_path(notebook), as_version=4)
+    found = set()
+    for cell in nb.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if grade_id in sources:
+            cell.source = sources[grade_id]
+            found.add(grade_id)
+    assert found == set(sources), f"{notebook} has no cells {sorted(set(sources) - found)}"
+    path = Path(folder) / notebook / f"{notebook}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+# --- running `autograder check` as a learner would ------------------------------
+
+
+def check(*args):
+    """Run `autograder check ARGS`; return the exit status, what it printed, and the reports it built."""
+    from autograder import selfcheck
+    from autograder.cli import main
+
+    reports = []
+    original = selfcheck.check_notebook
+
+    def recording(*a, **k):
+        reports.append(original(*a, **k))
+        return reports[-1]
+
+    out = io.StringIO()
+    with mock.patch.object(selfcheck, "check_notebook", recording), contextlib.redirect_stdout(out):
+        status = main(["check", *map(str, args)])
+    return status, out.getvalue(), reports
+
+
+def flat(output):
+    """The output with its line wrapping undone."""
+    return " ".join(output.split())
+
+
+def exercise_line(output, exercise):
+    return next(line for line in output.splitlines() if line.strip().startswith(("✔", "✘"))
+                and line.split()[1] == exercise)
+
+
+def block(output, exercise):
+    """The exercise's line and the diagnosis under it."""
+    lines = output.splitlines()
+    start = lines.index(exercise_line(output, exercise))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("      ")), len(lines))
+    return " ".join(line.strip() for line in lines[start:end])
