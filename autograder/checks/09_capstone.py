@@ -171,10 +171,13 @@ def _validation_images(make_loaders, seed):
 
 
 def _accuracy(model, inputs, targets) -> float:
+    """Accuracy of a copy of the model in eval mode, on whichever device the model was trained."""
     model = copy.deepcopy(model)
     model.eval()
+    device = next(model.parameters(), torch.empty(0)).device
     with torch.no_grad():
-        return float((model(inputs).argmax(dim=1) == targets).float().mean())
+        predictions = model(inputs.to(device)).argmax(dim=1).cpu()
+    return float((predictions == targets).float().mean())
 
 
 @checks.of("train_digits")
