@@ -10,13 +10,14 @@ PYTEST_ARGS ?=
 # Tools that nbgrader calls by name (alembic) must come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install lab check test release clean
+.PHONY: help install lab check test release bench clean
 
 help:
 	@echo "make lab       open the course in JupyterLab (students, self-paced learners, instructors)"
 	@echo "make check     check your notebooks in my-work/ as grading would (one notebook: make check NB=path/to/notebook.ipynb)"
 	@echo "make test      run every test of the course and its autograder"
 	@echo "make release   regenerate notebooks/ (student release) from solutions/ (instructor source)"
+	@echo "make bench     time each solution notebook top to bottom, and the series (NOTEBOOKS=\"08 09\" for some)"
 	@echo "make clean     remove the virtual environment and everything tests or grading left behind"
 
 install: $(INSTALLED)
@@ -43,6 +44,10 @@ test: $(INSTALLED)
 
 release: $(INSTALLED)
 	$(BIN)/autograder release
+
+# Prints how long each notebook in solutions/ takes to run, as grading runs it; a measurement, not a test.
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/notebooks.py $(NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache gradebook.db submitted autograded feedback
