@@ -39,13 +39,15 @@ def _solution_sources(notebook: str) -> tuple[tuple[str, str], ...]:
     kept = []
     for cell in nb.cells:
         meta = nbgrader_meta(cell)
-        if cell.cell_type == "code" and (meta.get("grade_id") == "setup" or meta.get("solution")):
+        read_only_code = meta.get("locked") and not meta.get("grade")  # the setup cell and given helpers
+        if cell.cell_type == "code" and (read_only_code or meta.get("solution")):
             kept.append((meta["grade_id"], cell.source))
     return tuple(kept)
 
 
 def solution_namespace(notebook: str, **replacements) -> dict:
-    """The notebook's setup and solution cells run in a fresh namespace, then
+    """The notebook's read-only code cells (setup, given helpers) and solution cells,
+    run in order in a fresh namespace, then
     ``replacements`` (a learner's alternative or mistaken versions) put over them."""
     namespace: dict = {"__name__": "__main__"}
     for grade_id, source in _solution_sources(notebook):

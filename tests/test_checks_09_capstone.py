@@ -1,9 +1,7 @@
 """The checks of 09_capstone: real mistakes are caught with the right
 diagnosis, and correct answers written another way are accepted."""
 
-import functools
 
-import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,24 +9,13 @@ from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from torch import nn
 
 from autograder.data import load_digits
-from support import assert_accepted, assert_caught, nbgrader_meta, solution_namespace, solution_path
+from support import assert_accepted, assert_caught, solution_namespace
 
 NB = "09_capstone"
 
 
-@functools.lru_cache(maxsize=None)
-def _locked_helpers() -> str:
-    """The notebook's read-only helper cells (the training loop of 06), which train_digits relies on."""
-    cells = nbformat.read(solution_path(NB), as_version=4).cells
-    return "\n\n".join(c.source for c in cells if c.cell_type == "code" and nbgrader_meta(c).get("locked")
-                        and not nbgrader_meta(c).get("grade") and nbgrader_meta(c).get("grade_id") != "setup")
-
-
 def ns(**replacements):
-    namespace = solution_namespace(NB)
-    exec(compile(_locked_helpers(), f"<{NB}:locked>", "exec"), namespace)
-    namespace.update(replacements)
-    return namespace
+    return solution_namespace(NB, **replacements)
 
 
 def test_the_solutions_pass_with_default_and_fresh_inputs():

@@ -12,6 +12,7 @@ from autograder.checks._support import (
     biggest_gap,
     describe,
     expect_shape,
+    explain_parameter_count,
     instantiate,
     is_close,
     parameter_count,
@@ -25,17 +26,6 @@ checks = Checks("03_nn_module")
 
 def _inputs(num_samples: int, num_features: int, seed: int) -> torch.Tensor:
     return torch.randn(num_samples, num_features, generator=torch.Generator().manual_seed(seed))
-
-
-def _explain_count(model: nn.Module, expected: int, found: int, outputs: int = 1) -> tuple[str, str]:
-    """A hint and a diagnosis code for a wrong parameter count."""
-    if found == expected - outputs and any(isinstance(m, nn.Linear) and m.bias is None for m in model.modules()):
-        return (" A Linear layer has no bias: is `bias=False` set? The bias adds one parameter per output.",
-                "missing_bias")
-    if found == 0:
-        return (" Nothing is registered: assign layers and nn.Parameters as attributes of self in __init__.",
-                "not_registered")
-    return "", "wrong_parameter_count"
 
 
 # --- SimpleModel ----------------------------------------------------------------
@@ -57,7 +47,7 @@ def has_a_linear_attribute_from_num_features_to_1(SimpleModel, num_features=5):
 def has_one_weight_per_feature_plus_a_bias(SimpleModel, num_features=5):
     model = instantiate(SimpleModel, num_features, what="SimpleModel")
     found, expected = parameter_count(model), num_features + 1
-    hint, code = _explain_count(model, expected, found)
+    hint, code = explain_parameter_count(model, expected, found)
     expect(found == expected,
            f"SimpleModel({num_features}) has {found} parameters; expected {expected} "
            f"({num_features} weights and 1 bias).{hint}", code)
