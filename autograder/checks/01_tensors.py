@@ -48,7 +48,7 @@ def _data(make_linear_data, n, w, b, noise_std=0.0, seed=0):
         fail(f"y has shape {shape_text(y.shape)}; expected the column ({n}, 1). "
              + ("A 1-D w makes X @ w 1-D: reshape w to (d, 1)."
                 if tuple(y.shape) == (n,) else
-                f"A column (n, 1) plus a 1-D (n,) tensor broadcasts to an (n, n) matrix: make w a column (d, 1) "
+                "A column (n, 1) plus a 1-D (n,) tensor broadcasts to an (n, n) matrix: make w a column (d, 1) "
                 "and draw the noise with shape (n, 1)."), "broadcast_shape")
     expect_shape(y, (n, 1), "y")
     expect_dtype(X, torch.float32, "X")

@@ -331,8 +331,8 @@ def drops_hidden_units_in_train_mode_only_keeping_the_mean(RegularizedMLP, num_s
     expect_shape(outs[0], (num_samples, num_classes), "model(x)")
     if bool((outs == outs[0]).all()):
         if is_close(outs[0], expected, atol=1e-5):
-            fail(f"in train mode the model gives the same output every time, the output without dropout: add "
-                 f"nn.Dropout(p_drop) between the ReLU and the last Linear layer.", "missing_dropout")
+            fail("in train mode the model gives the same output every time, the output without dropout: add "
+                 "nn.Dropout(p_drop) between the ReLU and the last Linear layer.", "missing_dropout")
         fail("in train mode the model gives the same output every time: there is no active dropout.",
              "missing_dropout")
     mean, spread = outs.mean(0), outs.std(0)
