@@ -7,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 # Tools that nbgrader calls by name (alembic) must come from the venv.
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install lab test release clean
 
@@ -28,9 +29,12 @@ $(INSTALLED): pyproject.toml
 	@touch $@
 
 # Learners work in my-work/, their own copies, which `make release` and `git pull` never overwrite.
+# JupyterLab reads the course's own settings in jupyter-config/ (before the user's own): nbgrader's
+# pages that need an exchange are off, and nothing is fetched from the internet. The root is the
+# course directory, so formgrader finds nbgrader_config.py. LAB_ARGS adds options (e.g. --port=8890).
 lab: $(INSTALLED)
 	$(BIN)/autograder workspace
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/my-work
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config" $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/my-work $(LAB_ARGS)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
