@@ -231,12 +231,21 @@ def prompts(page) -> list[str]:
     return code_cells(page).evaluate_all("cells => cells.map(c => c.querySelector('.jp-InputPrompt').textContent.trim())")
 
 
-def wait_until_every_code_cell_ran(page) -> None:
+def wait_for_code_cells(page, count: int) -> None:
+    """Until the notebook shows ``count`` code cells (JupyterLab attaches a long notebook's cells in batches)."""
     page.wait_for_function(
-        """shown => { const ps = [...document.querySelectorAll(shown + ' .jp-Notebook .jp-CodeCell .jp-InputPrompt')]
-                               .map(e => e.textContent.trim());
-                      return ps.length > 0 && ps.every(p => /^\\[\\d+\\]:$/.test(p)); }""",
-        arg=SHOWN, timeout=RUN_ALL_MS, polling=250)
+        "([shown, count]) => document.querySelectorAll(shown + ' .jp-Notebook .jp-CodeCell').length === count",
+        arg=[SHOWN, count], timeout=KERNEL_IDLE_MS)
+
+
+def wait_until_every_code_cell_ran(page, count: int) -> None:
+    """Until each of the notebook's ``count`` code cells shows an execution count (so its outputs are in)."""
+    page.wait_for_function(
+        """([shown, count]) => {
+               const ps = [...document.querySelectorAll(shown + ' .jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+                              .map(e => e.textContent.trim());
+               return ps.length === count && ps.every(p => /^\\[\\d+\\]:$/.test(p)); }""",
+        arg=[SHOWN, count], timeout=RUN_ALL_MS, polling=250)
 
 
 def output_text(cell) -> str:
@@ -286,12 +295,12 @@ def test_a_student_runs_a_release_fills_in_an_exercise_and_validates(page, lab):
     open_lab(page, lab)
     page.locator(".jp-DirListing-item", has_text=NOTEBOOK).first.dblclick()
     page.locator(".jp-DirListing-item", has_text=f"{NOTEBOOK}.ipynb").first.dblclick()
+    wait_for_code_cells(page, len(cells))
     wait_for_kernel_idle(page)
-    assert code_cells(page).count() == len(cells)
 
     # Run all: every cell runs, each unfinished exercise's test says what to do, nothing else fails.
     menu(page, "Run", "Run All Cells")
-    wait_until_every_code_cell_ran(page)
+    wait_until_every_code_cell_ran(page, len(cells))
     wait_for_kernel_idle(page)
     dom_cells = code_cells(page)
     for index, cell in enumerate(cells):
@@ -383,9 +392,10 @@ def test_progress_bars_tables_and_plots_render(page, lab):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, lab.course / SCRATCH)
     page.goto(f"{lab.url}/lab/tree/{SCRATCH}?token={lab.token}")
+    wait_for_code_cells(page, len(RICH_OUTPUTS))
     wait_for_kernel_idle(page)
     menu(page, "Run", "Run All Cells")
-    wait_until_every_code_cell_ran(page)
+    wait_until_every_code_cell_ran(page, len(RICH_OUTPUTS))
     wait_for_kernel_idle(page)
     progress, table, plot = (code_cells(page).nth(i) for i in range(3))
 
