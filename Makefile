@@ -7,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 # Tools that nbgrader calls by name (alembic) must come from the venv.
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help install lab check test release bench clean
 
@@ -30,9 +31,12 @@ $(INSTALLED): pyproject.toml
 	@touch $@
 
 # Learners work in my-work/, their own copies, which `make release` and `git pull` never overwrite.
+# JupyterLab reads the course's own settings in jupyter-config/ (before the user's own): nbgrader's
+# pages that need an exchange are off, and nothing is fetched from the internet. The root is the
+# course directory, so formgrader finds nbgrader_config.py. LAB_ARGS adds options (e.g. --port=8890).
 lab: $(INSTALLED)
 	$(BIN)/autograder workspace
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/my-work
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config" $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/my-work $(LAB_ARGS)
 
 # Runs your notebooks as grading does and says, per exercise, what passes and what to fix.
 # Without NB: a table of every notebook in my-work/, and my-work/progress.png and progress.html.

@@ -5,8 +5,11 @@
 #
 # Every notebook is its own assignment, named after its folder.
 
+from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+from autograder.nbgrader_hooks import TagTestCells
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
@@ -29,6 +32,10 @@ c.IgnorePattern.enabled = True
 
 # Feedback shows what failed, never the hidden tests' code.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# In the release, test cells are tagged `raises-exception`, so that JupyterLab's
+# Run All goes on past the tests of unfinished exercises (autograder/nbgrader_hooks.py).
+c.GenerateAssignment.preprocessors = GenerateAssignment.class_traits()["preprocessors"].default() + [TagTestCells]
 
 # Solution regions become this stub in the release; the checks recognise it.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -20,5 +20,5 @@ def skip_if_unfinished():
     except NotImplementedError as exc:
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" (`{frames[-1].name}`)" if frames and frames[-1].name != "<module>" else ""
-        print(f"⏭  Skipped: this cell uses an exercise that is not written yet{where}. "
+        print(f"→ Skipped: this cell uses an exercise that is not written yet{where}. "
               "Finish it, then run this cell again.")

@@ -26,7 +26,20 @@ class ChecksFailed(AssertionError):
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self.args[0]}"]
 
 
-def check(exercise: str, /, **inputs) -> list[CheckResult]:
+class CheckResults(list):
+    """What :func:`check` returns: its results, as a plain list.
+
+    A test cell ends with ``check(...)``, so IPython would display this value
+    under the printed verdict, and nbgrader reads a test cell's displayed value
+    as a partial score. Displaying it therefore shows nothing; ``print`` or
+    ``list`` it to see the results.
+    """
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def check(exercise: str, /, **inputs) -> CheckResults:
     """Check ``exercise`` against the calling notebook's variables.
 
     Keyword arguments are fresh inputs for the checks (other sizes, seeds or
@@ -34,7 +47,7 @@ def check(exercise: str, /, **inputs) -> list[CheckResult]:
     """
     __tracebackhide__ = True
     namespace = sys._getframe(1).f_globals
-    results = run_checks(exercise, namespace, inputs, hidden=bool(inputs))
+    results = CheckResults(run_checks(exercise, namespace, inputs, hidden=bool(inputs)))
     if all(result.status == PASSED for result in results):
         print(report(exercise, results))
         return results

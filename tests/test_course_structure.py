@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from autograder import registry
+from autograder.nbgrader_hooks import RAISES_EXCEPTION, is_test_cell
 from autograder.release import generate_release
 from support import NOTEBOOKS, RELEASE, ROOT, SOLUTIONS, nbgrader_meta, release_path, solution_path
 
@@ -79,6 +80,17 @@ def test_the_release_hides_solutions_and_hidden_tests(notebook):
                     for line in c.source.splitlines() if line.startswith("check(")]
     for call in hidden_calls:
         assert call not in text, f"the hidden test {call} leaked into the release"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_release_test_cells_let_run_all_go_past_them(notebook):
+    # JupyterLab's Run All stops at the first failing cell unless it is tagged raises-exception.
+    untagged = [nbgrader_meta(c)["grade_id"] for c in cells(release_path(notebook))
+                if is_test_cell(c) and RAISES_EXCEPTION not in c.metadata.get("tags", [])]
+    assert untagged == [], "run `make release`: these test cells would stop Run All"
+    tagged_elsewhere = [i for i, c in enumerate(cells(release_path(notebook)))
+                        if not is_test_cell(c) and RAISES_EXCEPTION in c.metadata.get("tags", [])]
+    assert tagged_elsewhere == [], "only test cells may be expected to fail"
 
 
 @pytest.mark.slow

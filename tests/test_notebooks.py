@@ -5,6 +5,7 @@ real kernel, with the test cells restored from the source as nbgrader does."""
 import pytest
 
 from autograder.execute import run_notebook
+from autograder.nbgrader_hooks import is_test_cell
 from support import NOTEBOOKS, release_path, solution_path
 
 pytestmark = pytest.mark.slow
@@ -18,6 +19,10 @@ def test_the_solution_runs_cleanly_and_earns_full_marks(notebook):
     lost = [(v.grade_id, v.error) for v in run.verdicts if not v.passed]
     assert lost == [], f"the solution loses points: {lost}"
     assert run.score == run.max_score > 0
+    # nbgrader reads a value a test cell displays (Out[n]) as a partial score.
+    displayed = [cell.metadata.nbgrader.grade_id for cell in run.notebook.cells
+                 if is_test_cell(cell) and any(o.output_type == "execute_result" for o in cell.outputs)]
+    assert displayed == [], "test cells display a value after their verdict"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
