@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from autograder.checks._forbid import autograd_tools, unavailable
 from autograder.checks._support import (
+    as_mean_loss,
     as_pair,
     as_tensor,
     biggest_gap,
@@ -153,13 +154,7 @@ def _columns(num_samples: int, seed: int, shape=None):
 
 
 def _mse(mse, pred, target) -> torch.Tensor:
-    loss = as_tensor(mse(pred, target), "mse(pred, target)")
-    if loss.dim() != 0:
-        if tuple(loss.shape) == tuple(pred.shape):
-            fail(f"mse returned one value per element, shape {shape_text(loss.shape)}: take the mean to get a single "
-                 "number.", "not_reduced")
-        fail(f"mse returned {describe(loss)}; expected a 0-dim tensor (a single number).", "wrong_shape")
-    return loss
+    return as_mean_loss(mse(pred, target), "mse(pred, target)", pred.shape)
 
 
 @checks.of("mse")

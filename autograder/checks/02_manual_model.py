@@ -9,6 +9,7 @@ from torch import nn
 
 from autograder.checks._support import (
     as_float,
+    as_mean_loss,
     as_pair,
     as_tensor,
     biggest_gap,
@@ -151,13 +152,7 @@ def _probs_and_targets(num_samples: int, seed: int):
 
 
 def _loss(bce_loss, probs, targets, **kwargs) -> torch.Tensor:
-    loss = as_tensor(bce_loss(probs, targets, **kwargs), "bce_loss(probs, targets)")
-    if loss.dim() != 0:
-        if tuple(loss.shape) == tuple(probs.shape):
-            fail(f"bce_loss returned one loss per sample, shape {shape_text(loss.shape)}: take the mean to get "
-                 "a single number.", "not_reduced")
-        fail(f"bce_loss returned {describe(loss)}; expected a 0-dim tensor (a single number).", "wrong_shape")
-    return loss
+    return as_mean_loss(bce_loss(probs, targets, **kwargs), "bce_loss(probs, targets)", probs.shape)
 
 
 @checks.of("bce_loss")

@@ -10,6 +10,7 @@ from torch import nn
 from autograder.checks._forbid import cross_entropy_tools, unavailable
 from autograder.checks._support import (
     as_float,
+    as_mean_loss,
     as_tensor,
     biggest_gap,
     describe,
@@ -44,14 +45,7 @@ def _logits(num_samples: int, num_classes: int, seed: int, scale: float = 2.0):
 def _cross_entropy(softmax_cross_entropy, logits, targets) -> torch.Tensor:
     with unavailable("softmax_cross_entropy", cross_entropy_tools(), why=_BY_HAND, code="used_builtin"):
         loss = softmax_cross_entropy(logits, targets)
-    loss = as_tensor(loss, "softmax_cross_entropy(logits, targets)")
-    if loss.dim() != 0:
-        if tuple(loss.shape) == (logits.shape[0],):
-            fail(f"softmax_cross_entropy returned one loss per sample, shape {shape_text(loss.shape)}: take the mean "
-                 "to get a single number.", "not_reduced")
-        fail(f"softmax_cross_entropy returned {describe(loss)}; expected a 0-dim tensor (a single number).",
-             "wrong_shape")
-    return loss
+    return as_mean_loss(loss, "softmax_cross_entropy(logits, targets)", (logits.shape[0],))
 
 
 def _diagnose_cross_entropy(loss, logits, targets, what: str) -> None:

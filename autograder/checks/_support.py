@@ -59,6 +59,18 @@ def as_float(value: Any, what: str) -> float:
     return value
 
 
+def as_mean_loss(value: Any, what: str, per_sample_shape: tuple[int, ...]) -> torch.Tensor:
+    """``value`` if it is a 0-dim tensor; a loss left with one value per sample fails as not reduced."""
+    name = what.split("(")[0]
+    loss = as_tensor(value, what)
+    if loss.dim() != 0:
+        if tuple(loss.shape) == tuple(per_sample_shape):
+            fail(f"{name} returned one loss per sample, shape {shape_text(loss.shape)}: take the mean to get a "
+                 "single number.", "not_reduced")
+        fail(f"{name} returned {describe(loss)}; expected a 0-dim tensor (a single number).", "wrong_shape")
+    return loss
+
+
 def expect_shape(tensor: torch.Tensor, expected: tuple[int, ...], what: str, hint: str = "", code: str = "wrong_shape") -> None:
     found = tuple(tensor.shape)
     expect(found == tuple(expected),
