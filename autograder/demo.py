@@ -18,7 +18,17 @@ def skip_if_unfinished():
     try:
         yield
     except NotImplementedError as exc:
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" (`{frames[-1].name}`)" if frames and frames[-1].name != "<module>" else ""
+        name = _unfinished_name(exc)
+        where = f" (`{name}`)" if name else ""
         print(f"→ Skipped: this cell uses an exercise that is not written yet{where}. "
               "Finish it, then run this cell again.")
+
+
+def _unfinished_name(exc: NotImplementedError) -> str:
+    """The function that raised, or the class whose method did (``SimpleModel``, not ``__init__``)."""
+    *_, (frame, _) = traceback.walk_tb(exc.__traceback__)
+    name = frame.f_code.co_name
+    if name == "<module>":
+        return ""
+    owner = frame.f_locals.get("self")
+    return type(owner).__name__ if owner is not None else name

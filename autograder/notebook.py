@@ -10,6 +10,7 @@ IPython shows it without a traceback through the autograder.
 from __future__ import annotations
 
 import sys
+import textwrap
 
 from autograder.results import NOT_DEFINED, NOT_IMPLEMENTED, PASSED, CheckResult
 from autograder.runner import run_checks
@@ -22,8 +23,13 @@ class ChecksFailed(AssertionError):
         super().__init__(report(exercise, results))
 
     def _render_traceback_(self) -> list[str]:
-        # IPython calls this instead of printing a traceback.
-        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self.args[0]}"]
+        # IPython calls this instead of printing a traceback. JupyterLab and
+        # nbgrader's feedback break long output lines anywhere, mid-word too,
+        # so the report arrives already wrapped at word boundaries.
+        name = type(self).__name__
+        lines = _wrap(f"{name}: {self.args[0]}")
+        lines[0] = lines[0].replace(name, f"\x1b[0;31m{name}\x1b[0m", 1)
+        return lines
 
 
 class CheckResults(list):
@@ -52,6 +58,16 @@ def check(exercise: str, /, **inputs) -> CheckResults:
         print(report(exercise, results))
         return results
     raise ChecksFailed(exercise, results)
+
+
+def _wrap(text: str, width: int = 100) -> list[str]:
+    """Each line of ``text`` wrapped to ``width``, continuation lines indented under their line."""
+    wrapped = []
+    for line in text.splitlines():
+        indent = " " * max(len(line) - len(line.lstrip()), 2)
+        wrapped.extend(textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False,
+                                     break_on_hyphens=False) or [""])
+    return wrapped
 
 
 def report(exercise: str, results: list[CheckResult]) -> str:
