@@ -20,8 +20,8 @@ def skip_if_unfinished():
     except NotImplementedError as exc:
         name = _unfinished_name(exc)
         where = f" (`{name}`)" if name else ""
-        print(f"→ Skipped: this cell uses an exercise that is not written yet{where}. "
-              "Finish it, then run this cell again.")
+        print(f"→ Skipped: this cell uses an exercise that is not written yet{where}.\n"
+              "  Finish it, then run this cell again.")
 
 
 def _unfinished_name(exc: NotImplementedError) -> str:
