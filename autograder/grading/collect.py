@@ -51,7 +51,7 @@ def read_problem(path: Path) -> tuple[NotebookNode | None, str]:
     return nb, ""
 
 
-def test_cell_changes(nb: NotebookNode, release: NotebookNode) -> list[str]:
+def changed_test_cells(nb: NotebookNode, release: NotebookNode) -> list[str]:
     """Which of the release's test cells the student deleted or edited (nbgrader restores both)."""
     released = {cell.metadata.nbgrader.grade_id: cell.source for cell in release.cells if is_test_cell(cell)}
     present = {}
@@ -110,5 +110,5 @@ def collect(submission: Submission, dest: Path, notebook: str, release: Notebook
         nbformat.write(placeholder(release, problem), target)
         return Collected(submission.student, target, problem, notes)
     shutil.copyfile(submission.notebook, target)
-    notes.extend(test_cell_changes(nb, release))
+    notes.extend(changed_test_cells(nb, release))
     return Collected(submission.student, target, "", notes, nb)

@@ -69,6 +69,7 @@ class Sink:
     scratch: Path
     lock: threading.Lock | None = None
     kernel_manager_class: type | None = None
+    fallback_kernel_manager_class: type | None = None  # when a warm kernel cannot start
     memory_limit: int | None = None
     max_output_chars: int = 5_000_000  # per cell; only single lines longer than this differ from nbgrader
     records: dict[str, list[CheckResult]] = field(default_factory=dict)  # by test cell grade id
@@ -77,6 +78,7 @@ class Sink:
     truncated: dict[int, int] = field(default_factory=dict)  # cell index -> characters dropped
     integrity: list[str] = field(default_factory=list)
     executed: bool = False
+    execute_seconds: float = 0.0  # wall time of the kernel run (outside the bookkeeping lock)
 
 
 _local = threading.local()
@@ -115,6 +117,7 @@ class GradingExecute(Execute):
             return nb, resources
         if sink.kernel_manager_class is not None:
             self.kernel_manager_class = sink.kernel_manager_class
+        self.shutdown_kernel = "immediate"  # every output is in; a graceful shutdown only costs time
         self._sink, self._running, self._installed, self._kernel_pid = sink, None, False, None
         self._nonces: dict[int, str] = {}
         self._lines: dict[int, int] = {}
@@ -124,13 +127,25 @@ class GradingExecute(Execute):
         self._results = Path(sink.scratch).resolve() / f"results-{secrets.token_hex(4)}"
         if sink.lock is not None:
             sink.lock.release()
+        started = monotonic()
         try:
             try:
                 nb, resources = super().preprocess(nb, resources, km)
             except (DeadKernelError, CellTimeoutError, RuntimeError, Empty) as error:
-                nb = self.nb
-                self._stop(nb, error)
+                if self._running is None and sink.fallback_kernel_manager_class is not None:
+                    # the kernel never started: try once more, the usual way
+                    self.kernel_manager_class = sink.fallback_kernel_manager_class
+                    sink.fallback_kernel_manager_class = None
+                    try:
+                        nb, resources = super().preprocess(nb, resources, km)
+                        error = None
+                    except (DeadKernelError, CellTimeoutError, RuntimeError, Empty) as again:
+                        error = again
+                if error is not None:
+                    nb = self.nb
+                    self._stop(nb, error)
         finally:
+            sink.execute_seconds += monotonic() - started
             if sink.lock is not None:
                 sink.lock.acquire()
         sink.executed = True
@@ -214,7 +229,9 @@ class GradingExecute(Execute):
     def _stop(self, nb: NotebookNode, error: BaseException) -> None:
         """The kernel died or stopped answering: say so in the cell that was running and every test cell after it."""
         index = self._running if self._running is not None else -1
-        if isinstance(error, DeadKernelError):
+        if index < 0:
+            why = f"the notebook's kernel could not be started ({type(error).__name__}: {error})"
+        elif isinstance(error, DeadKernelError):
             why = f"the kernel died while running cell {index + 1}{self._exit_text()}"
         elif isinstance(error, CellTimeoutError):
             why = (f"cell {index + 1} ran past the time limit and did not stop when interrupted, "

@@ -131,7 +131,8 @@ def _become_kernel(sock: socket.socket, request: dict) -> None:
         threads = request.get("threads")
         if threads and "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
-        argv = list(request["argv"])
+        # Like any kernel, end when the process that started it (here the server) goes away.
+        argv = [*request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
         sys.argv = [request["launcher"], *argv]
         if sys.path and sys.path[0] in ("", os.getcwd()):
             del sys.path[0]

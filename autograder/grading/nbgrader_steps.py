@@ -116,7 +116,7 @@ def gradebook_scores(course: Course, assignment: str, notebook: str, student: st
     """The submission's score, maximum and per-cell grades, as nbgrader's gradebook holds them."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(course.db_url) as gb:
+    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
         submission = gb.find_submission_notebook(notebook, assignment, student)
         cells = [CellGrade(g.name, float(g.score or 0.0), float(g.max_score)) for g in submission.grades]
         return float(submission.score or 0.0), float(submission.max_score), cells
@@ -125,7 +125,7 @@ def gradebook_scores(course: Course, assignment: str, notebook: str, student: st
 def graded_students(course: Course, assignment: str) -> set[str]:
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(course.db_url) as gb:
+    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
         try:
             return {s.student.id for s in gb.find_assignment(assignment).submissions}
         except MissingEntry:
@@ -149,7 +149,7 @@ def export_grades(course: Course, assignment: str, to: Path) -> None:
     plugin = CsvExportPlugin(config=Config(course.config), log=course.log)
     plugin.to = str(to)
     plugin.assignment = [assignment]
-    with Gradebook(course.db_url) as gb:
+    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
         plugin.export(gb)
 
 

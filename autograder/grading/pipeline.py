@@ -78,7 +78,8 @@ class StudentResult:
     tamper: list[str] = field(default_factory=list)  # evidence of interfering with grading
     exercises: list[dict] = field(default_factory=list)
     feedback: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of this student's grading, kernel included
+    kernel_seconds: float = 0.0  # of which the notebook ran in its kernel
     fingerprint: str = ""
     source: str = ""
     state_version: int = STATE_VERSION
@@ -142,7 +143,7 @@ class _Grader:
         self.lock = threading.Lock()
         self.timeout = course.config.Execute.get("timeout", 30)  # nbgrader's default when not configured
         self.server = None
-        self.kernel_manager_class = None
+        self.kernel_manager_class = self.fallback_kernel_manager_class = None
 
     # --- set-up -----------------------------------------------------------------
 
@@ -166,9 +167,10 @@ class _Grader:
             except Exception as error:  # then every kernel starts the usual way
                 self.course.log.warning("the warm kernel server did not start (%s); starting kernels normally", error)
         self.server = server
-        self.kernel_manager_class = kernel_manager_class(
-            server, memory_limit=self.options.memory_limit, log_dir=str(self.scratch),
-            extra_env={"NBGRADER_EXECUTION": "autograde"})
+        settings = dict(memory_limit=self.options.memory_limit, log_dir=str(self.scratch),
+                        extra_env={"NBGRADER_EXECUTION": "autograde"})
+        self.kernel_manager_class = kernel_manager_class(server, **settings)
+        self.fallback_kernel_manager_class = kernel_manager_class(None, **settings) if server else None
 
     def close(self) -> None:
         if self.server is not None:
@@ -227,12 +229,15 @@ class _Grader:
         result = self._result(student, collected, sink, reasons, tamper)
         result.fingerprint, result.source = fingerprint, self.source_fp
         result.seconds = round(time.perf_counter() - started, 2)
+        result.kernel_seconds = round(sink.execute_seconds, 2)
         self.save(result)
         return result
 
     def _attempt(self, student: str) -> tuple[Sink, str]:
         sink = Sink(scratch=self.scratch / "kernels" / student, lock=self.lock,
-                    kernel_manager_class=self.kernel_manager_class, memory_limit=self.options.memory_limit)
+                    kernel_manager_class=self.kernel_manager_class,
+                    fallback_kernel_manager_class=self.fallback_kernel_manager_class,
+                    memory_limit=self.options.memory_limit)
         sink.scratch.mkdir(parents=True, exist_ok=True)
         with self.lock, bound(sink):
             try:
