@@ -14,7 +14,7 @@ from autograder.grading.pipeline import parse_size
 from autograder.grading.tamper import scan_notebook
 from autograder.registry import checks_of
 from autograder.results import CheckResult
-from support import release_path
+from support import ROOT, release_path
 
 A, NB = "02_manual_model", "02_manual_model"
 
@@ -168,3 +168,23 @@ def test_a_passing_test_cell_must_have_the_real_checks_recorded_as_passed():
 
 def test_sizes():
     assert parse_size("4G") == 4 * 2**30 and parse_size("512M") == 512 * 2**20 and parse_size("0") is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--submissions", "{tmp}/nowhere"], "no such file or folder"),
+    (["--submissions", "{tmp}", "--student", "zed"], "no submission of student 'zed'"),
+])
+def test_the_grade_command_stops_with_a_clear_message(tmp_path, capsys, args, message):
+    from autograder.cli import main
+
+    write(tmp_path / "ada.ipynb", notebook_bytes())
+    args = [a.format(tmp=tmp_path) for a in args]
+    code = main(["grade", A, "--course", str(ROOT), "--out", str(tmp_path / "out"), "--no-progress", *args])
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_an_unknown_assignment_is_named(tmp_path, capsys):
+    from autograder.cli import main
+
+    code = main(["grade", "99_nothing", "--course", str(ROOT), "--submissions", str(tmp_path), "--out", str(tmp_path)])
+    assert code == 2 and "not an assignment of this course" in capsys.readouterr().err

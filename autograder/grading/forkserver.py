@@ -68,6 +68,10 @@ def recv_message(sock: socket.socket) -> tuple[dict | None, list[int]]:
 
 
 def serve(sock: socket.socket, preload: list[str]) -> None:
+    # `python -m` put the server's working directory first on sys.path; a kernel never has it there
+    # (ipykernel_launcher removes it and IPython adds '' instead).
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
     # What ipykernel sets before any user code runs; matplotlib reads it when imported.
     if not os.environ.get("MPLBACKEND"):
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
@@ -134,8 +138,6 @@ def _become_kernel(sock: socket.socket, request: dict) -> None:
         # Like any kernel, end when the process that started it (here the server) goes away.
         argv = [*request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
         sys.argv = [request["launcher"], *argv]
-        if sys.path and sys.path[0] in ("", os.getcwd()):
-            del sys.path[0]
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
@@ -162,6 +164,9 @@ def _fresh_random_state() -> None:
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.seed()  # a fresh interpreter seeds torch's default generator at random
 
 
 # --- the client -------------------------------------------------------------------

@@ -107,7 +107,9 @@ class ForkProvisioner(LocalProvisioner):
         import ipykernel_launcher  # its code runs only as __main__; imported here for its path
 
         pid, pidfd = self.server.spawn(
-            argv=argv, env={**(kwargs.get("env") or os.environ), **(self.extra_env or {})}, cwd=str(kwargs.get("cwd") or os.getcwd()),
+            # JPY_PARENT_PID: what jupyter_client's launcher gives every kernel it starts
+            argv=argv, env={**(kwargs.get("env") or os.environ), "JPY_PARENT_PID": str(os.getpid()),
+                            **(self.extra_env or {})}, cwd=str(kwargs.get("cwd") or os.getcwd()),
             launcher=ipykernel_launcher.__file__, memory_limit=self.memory_limit, threads=self.threads, log_dir=self.log_dir,
         )
         self.process = ForkedProcess(self.server, pid, pidfd)

@@ -23,7 +23,7 @@ from autograder.grading.executor import INTEGRITY, STOPPED, is_test_cell
 from autograder.results import PASSED
 
 MEMORY = re.compile(r"(?i)can't allocate memory|cannot allocate memory|std::bad_alloc|out of memory|not enough memory")
-WARNING = re.compile(r"(?i)\bwarn(ing)?\b")
+WARNING = re.compile(r"(?i)warn")
 SYNTAX = ("SyntaxError", "IndentationError", "TabError")
 # What a test cell's error says when no check recorded a diagnosis.
 ERROR_CODES = {STOPPED: "kernel_stopped", "NotGraded": "not_graded", INTEGRITY: "tampered",
