@@ -131,6 +131,7 @@ TRICKS = {
     "def check(*args): pass": "`check`",
     "exec('x' + '= 1')": "exec",
     "import ctypes": "ctypes",
+    "import gc\nfound = gc.get_objects()": "gc.get_objects",
 }
 
 
@@ -188,3 +189,30 @@ def test_an_unknown_assignment_is_named(tmp_path, capsys):
 
     code = main(["grade", "99_nothing", "--course", str(ROOT), "--submissions", str(tmp_path), "--out", str(tmp_path)])
     assert code == 2 and "not an assignment of this course" in capsys.readouterr().err
+
+
+def test_the_runner_refuses_to_report_when_its_own_code_was_replaced():
+    import autograder.runner as runner
+    from autograder import registry
+    from support import solution_namespace
+
+    namespace = solution_namespace(A)
+    original = runner._result
+
+    def forward(X, W, b):  # a learner's function that rewrites the runner while a check calls it
+        runner._result = lambda check, status, hidden, **details: original(check, "passed", hidden)
+        return namespace["forward"](X, W, b)
+
+    try:
+        with pytest.raises(runner.IntegrityError, match="runner._result"):
+            runner.run_checks("forward", {**namespace, "forward": forward})
+    finally:
+        runner._result = original
+    checks = registry.checks_of("forward")
+    checks.append(registry.Check(A, "forward", lambda forward: None, ("forward",), ()))
+    try:
+        with pytest.raises(runner.IntegrityError, match="not one of the course's"):
+            runner.run_checks("forward", namespace)
+    finally:
+        checks.pop()
+    assert all(r.passed for r in runner.run_checks("forward", namespace))

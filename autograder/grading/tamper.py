@@ -10,7 +10,9 @@ Flags, by cell:
   True, ``__ne__`` that always returns False, a faked ``__class__``,
   ``__instancecheck__`` / ``__subclasscheck__`` or ``__torch_function__``;
 - code the scan cannot read: ``exec`` / ``eval`` / ``compile`` of strings, and
-  ``ctypes`` (which can rewrite the interpreter's memory).
+  ``ctypes`` (which can rewrite the interpreter's memory);
+- reaching into the running checks: ``gc.get_objects`` / ``get_referrers``,
+  ``sys._getframe``, ``inspect.currentframe`` / ``stack``, tracing hooks.
 
 A flag is evidence for the instructor, not a verdict: the grade is whatever
 the (guarded) checks gave. A learner who writes ``check = ...`` by accident is
@@ -141,6 +143,9 @@ class _Scanner(ast.NodeVisitor):
                 self.flag(node, f"adds a transformer to the kernel with `{path}(...)`")
             elif path in ("sys.settrace", "sys.setprofile", "threading.settrace", "importlib.reload"):
                 self.flag(node, f"calls `{path}`")
+            elif path in ("gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._getframe",
+                          "inspect.currentframe", "inspect.stack"):
+                self.flag(node, f"calls `{path}`, which reaches the checks' own objects while they run")
             elif path and func.attr in MUTATORS and (path.startswith("sys.modules.") or
                                                      path.split(".")[0] in ("autograder", "builtins")):
                 self.flag(node, f"changes `{path.rsplit('.', 1)[0]}` with `.{func.attr}(...)`")
