@@ -49,6 +49,8 @@ def run_checks(exercise: str, namespace: dict, inputs: dict | None = None, hidde
     _verify()
     inputs = inputs or {}
     checks = registry.checks_of(exercise)
+    if not checks:  # every exercise has checks: an empty list was emptied by someone
+        raise IntegrityError(f"the checks of {exercise} were removed by the notebook's code; restart the kernel.")
     unknown = set(inputs) - {name for check in checks for name in check.inputs}
     if unknown:
         raise TypeError(f"the checks of {exercise} take no input named {', '.join(sorted(unknown))}")
@@ -182,8 +184,10 @@ def _code_of(func) -> object:
 
 
 # The runner's own functions, as this module defined them. A notebook that replaces one of them (or
-# the registry's lookup, or registers a check that is not the course's) makes every check fail
-# loudly instead of passing: see _verify. The reference to _verify itself is bound into run_checks.
+# the registry's lookup, or registers a check that is not the course's), typically from inside a
+# function the checks call, makes run_checks fail loudly instead of reporting passes: see _verify.
+# (Replacing _verify itself beforehand is undone by `autograder grade`'s guard, which re-imports
+# the package before each test cell when anything in it changed.)
 _OWN = {name: _code_of(globals()[name]) for name in (
     "run_checks", "_run_one", "_result", "_record", "_notes", "_describe_exception", "_describe_unfinished",
     "_learner_frame", "_isolated_session")}
