@@ -47,8 +47,7 @@ SAYS = {
     "edited_test_cell": "edited test cells", "deleted_test_cell": "deleted test cells",
 }
 # Compared with plain nbgrader autograde: everything it can grade, and one trick that fools it.
-WITH_NBGRADER = ["correct", "blank", "mistake_1", "warnings", "syntax_error", "edited_test_cell",
-                 "deleted_test_cell", "tamper_check"]
+WITH_NBGRADER = ["correct", "blank", "mistake_1", "warnings", "deleted_test_cell", "tamper_check"]
 
 
 def make_course(where):
@@ -111,6 +110,7 @@ def test_tampering_is_flagged_and_does_not_pay(graded):
     found = " ".join(students[by_kind["tamper_check"]].tamper)
     assert "autograder.check" in found and "put back" in found
     assert "registered checks" in " ".join(students[by_kind["tamper_registry"]].tamper)
+    assert "internals" in " ".join(students[by_kind["tamper_registry"]].tamper)
     assert "torch.allclose" in " ".join(students[by_kind["tamper_torch"]].tamper)
     assert "showtraceback" in " ".join(students[by_kind["tamper_traceback"]].tamper)
     assert "__eq__" in " ".join(students[by_kind["always_equal"]].tamper)

@@ -119,6 +119,7 @@ def test_deleted_and_edited_test_cells_are_noticed():
 TRICKS = {
     "import autograder\nautograder.check = lambda *a, **k: None": "autograder.check",
     "from autograder import registry\nregistry._NOTEBOOKS.clear()": "autograder.registry._NOTEBOOKS",
+    "from autograder import registry\nfor g in registry._NOTEBOOKS.values():\n    g.by_exercise.clear()": "internals",
     "import builtins\nbuiltins.isinstance = lambda *a: True": "builtins.isinstance",
     "__builtins__['len'] = None": "builtins",
     "import torch as T\nT.allclose = lambda *a, **k: True": "torch.allclose",

@@ -151,6 +151,15 @@ class _Scanner(ast.NodeVisitor):
                 self.flag(node, f"changes `{path.rsplit('.', 1)[0]}` with `.{func.attr}(...)`")
         self.generic_visit(node)
 
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        path = self.dotted(node)
+        if path and path.startswith("autograder.") and any(
+                part.startswith("_") and not part.startswith("__") for part in path.split(".")[1:]):
+            message = f"reaches into the autograder's internals (`{path}`)"
+            if not any(message in found for found in self.found):
+                self.flag(node, message)
+        self.generic_visit(node)
+
     # -- objects that always agree --------------------------------------------------
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
