@@ -56,22 +56,47 @@ def autograde(course: Course, assignment: str, student: str) -> None:
             raise StepFailed(f"nbgrader autograde failed for {student}: {type(error).__name__}: {error}") from error
 
 
-def feedback(course: Course, assignment: str, student: str) -> None:
-    """``nbgrader generate_feedback ASSIGNMENT --student STUDENT --force``, always with ClearHiddenTests."""
-    from nbgrader.converters import GenerateFeedback
-    from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+class Feedback:
+    """``nbgrader generate_feedback ASSIGNMENT --student STUDENT --force``, always with ClearHiddenTests.
 
-    coursedir = course.coursedir(assignment_id=assignment, student_id=student)
-    converter = GenerateFeedback(coursedir=coursedir, config=Config(course.config), log=course.log)
-    converter.force = True
-    preprocessors = list(converter.preprocessors)
-    if ClearHiddenTests not in preprocessors:
-        position = preprocessors.index(GetGrades) + 1 if GetGrades in preprocessors else 0
-        preprocessors.insert(position, ClearHiddenTests)
-    converter.preprocessors = preprocessors
-    with working_directory(course.root):
+    One nbgrader converter serves the whole class, and keeps its HTML exporter (templates, CSS)
+    from one student to the next: building those is most of the cost of a feedback page. Not
+    thread-safe: the pipeline calls it under its bookkeeping lock."""
+
+    def __init__(self, course: Course, assignment: str):
+        from nbgrader.converters import GenerateFeedback
+        from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
+        class _ReusingFeedback(GenerateFeedback):
+            _exporter = None
+
+            def start(self) -> None:  # BaseConverter.start, creating the exporter only once
+                from nbconvert.writers import FilesWriter
+
+                self.init_notebooks()
+                self.writer = FilesWriter(parent=self, config=self.config)
+                if self._exporter is None:
+                    self._exporter = self.exporter_class(parent=self, config=self.config)
+                    for pp in self.preprocessors:
+                        self._exporter.register_preprocessor(pp)
+                self.exporter = self._exporter
+                with working_directory(self.coursedir.root):
+                    self.convert_notebooks()
+
+        self.course = course
+        self.converter = _ReusingFeedback(coursedir=course.coursedir(assignment_id=assignment),
+                                          config=Config(course.config), log=course.log)
+        self.converter.force = True
+        preprocessors = list(self.converter.preprocessors)
+        if ClearHiddenTests not in preprocessors:
+            position = preprocessors.index(GetGrades) + 1 if GetGrades in preprocessors else 0
+            preprocessors.insert(position, ClearHiddenTests)
+        self.converter.preprocessors = preprocessors
+
+    def __call__(self, student: str) -> None:
+        self.converter.coursedir.student_id = student
         try:
-            converter.start()
+            self.converter.start()
         except Exception as error:
             raise StepFailed(f"nbgrader generate_feedback failed for {student}: {type(error).__name__}: {error}") from error
 

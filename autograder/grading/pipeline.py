@@ -111,25 +111,44 @@ def parse_size(text: str) -> int | None:
     return int(float(text) * 2**20)
 
 
-def _preload(source: nbformat.NotebookNode) -> list[str]:
-    """Modules the assignment's notebook imports: the fork server imports them once for every kernel."""
+def _imports(tree: ast.AST) -> list[str]:
+    names = []
+    for node in ast.walk(tree):  # every import, also those inside functions (imported on first use)
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return names
+
+
+def _preload(source: nbformat.NotebookNode, assignment: str) -> list[str]:
+    """Modules the assignment's notebook imports, directly or through the autograder's own modules
+    (whose functions may import, say, scikit-learn on first use), and its checks: the fork server
+    imports them once, for every kernel."""
+    import importlib.util
+
     from autograder.grading.tamper import _python
 
-    modules = ["autograder", "ipykernel.kernelapp"]
+    wanted = ["ipykernel.kernelapp", "autograder", f"autograder.checks.{assignment}"]
     for cell in source.cells:
-        if cell.cell_type != "code":
+        if cell.cell_type == "code":
+            try:
+                wanted.extend(_imports(ast.parse(_python(cell.source))))
+            except SyntaxError:
+                pass
+    modules: list[str] = []
+    while wanted:
+        name = wanted.pop(0)
+        # matplotlib_inline's backend must be imported inside the kernel, where it hooks into IPython
+        if name in modules or name.startswith("matplotlib_inline"):
             continue
-        try:
-            tree = ast.parse(_python(cell.source))
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
-            for name in names:
-                # matplotlib_inline's backend must be imported inside the kernel, where it hooks into IPython
-                if name not in modules and not name.startswith("matplotlib_inline"):
-                    modules.append(name)
+        modules.append(name)
+        if name.split(".")[0] == "autograder":
+            try:
+                origin = importlib.util.find_spec(name).origin
+                wanted.extend(_imports(ast.parse(Path(origin).read_text(encoding="utf-8"))))
+            except (ImportError, AttributeError, OSError, SyntaxError, ValueError):
+                pass
     return modules
 
 
@@ -154,6 +173,7 @@ class _Grader:
                            if "grade_id" in c.get("metadata", {}).get("nbgrader", {})}
         self.test_ids = {c.metadata.nbgrader.grade_id for c in self.source.cells if is_test_cell(c)}
         self.hidden = nbgrader_steps.hidden_lines(self.source, self.release)
+        self.feedback = nbgrader_steps.Feedback(self.course, self.assignment)
 
     def start_kernels(self) -> None:
         from autograder.grading.kernels import kernel_manager_class
@@ -163,7 +183,7 @@ class _Grader:
             from autograder.grading.forkserver import ForkServer
 
             try:
-                server = ForkServer(_preload(self.source))
+                server = ForkServer(_preload(self.source, self.assignment))
             except Exception as error:  # then every kernel starts the usual way
                 self.course.log.warning("the warm kernel server did not start (%s); starting kernels normally", error)
         self.server = server
@@ -292,7 +312,7 @@ class _Grader:
 
     def _feedback(self, student: str) -> tuple[str, str]:
         try:
-            nbgrader_steps.feedback(self.course, self.assignment, student)
+            self.feedback(student)
         except Exception as error:
             return "", f"no feedback was written ({error})"
         path = nbgrader_steps.feedback_path(self.course, self.assignment, self.notebook, student)
