@@ -13,6 +13,7 @@ Any kernel that is not a Python ipykernel launches the usual way.
 from __future__ import annotations
 
 import os
+import resource
 import select
 import signal
 import time
@@ -79,15 +80,6 @@ class ForkedProcess:
         self.send_signal(signal.SIGTERM)
 
 
-def _limit_memory(limit: int):
-    def apply() -> None:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
-
-
 class ForkProvisioner(LocalProvisioner):
     """Launches a Python kernel by forking the warm server instead of starting an interpreter."""
 
@@ -100,9 +92,13 @@ class ForkProvisioner(LocalProvisioner):
     async def launch_kernel(self, cmd, **kwargs):
         if self.server is None or "ipykernel_launcher" not in cmd:
             kwargs["env"] = {**(kwargs.get("env") or os.environ), **(self.extra_env or {})}
-            if self.memory_limit:
-                kwargs["preexec_fn"] = _limit_memory(self.memory_limit)
-            return await super().launch_kernel(cmd, **kwargs)
+            info = await super().launch_kernel(cmd, **kwargs)
+            if self.memory_limit and hasattr(resource, "prlimit"):
+                try:
+                    resource.prlimit(self.pid, resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
+                except OSError:  # it has already ended
+                    pass
+            return info
         argv = cmd[cmd.index("ipykernel_launcher") + 1:]
         import ipykernel_launcher  # its code runs only as __main__; imported here for its path
 

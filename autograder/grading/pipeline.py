@@ -179,7 +179,7 @@ class _Grader:
         from autograder.grading.kernels import kernel_manager_class
 
         server = None
-        if self.options.warm_kernels:
+        if self.options.warm_kernels and hasattr(os, "fork") and hasattr(os, "pidfd_open"):  # Linux
             from autograder.grading.forkserver import ForkServer
 
             try:
