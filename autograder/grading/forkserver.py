@@ -190,9 +190,14 @@ class ForkServer:
             pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
         )
         theirs.close()
-        reply, _ = recv_message(self._sock)
-        if not reply or not reply.get("ready"):
-            raise ForkServerError("the kernel fork server did not start")
+        self._ready = False  # it imports for a few seconds: the grader goes on meanwhile
+
+    def _wait_ready(self) -> None:
+        if not self._ready:
+            reply, _ = recv_message(self._sock)
+            if not reply or not reply.get("ready"):
+                raise ForkServerError("the kernel fork server did not start")
+            self._ready = True
 
     def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, launcher: str,
               memory_limit: int | None = None, threads: int | None = None, log_dir: str | None = None) -> tuple[int, int]:
@@ -200,6 +205,7 @@ class ForkServer:
         request = {"op": "spawn", "argv": argv, "env": env, "cwd": cwd, "launcher": launcher,
                    "memory_limit": memory_limit, "threads": threads, "log_dir": log_dir}
         with self._lock:
+            self._wait_ready()
             if self.process.poll() is not None:
                 raise ForkServerError(f"the kernel fork server has exited (code {self.process.returncode})")
             send_message(self._sock, request)
@@ -210,6 +216,7 @@ class ForkServer:
 
     def returncode(self, pid: int) -> int | None:
         with self._lock:
+            self._wait_ready()
             send_message(self._sock, {"op": "status", "pid": pid})
             reply, _ = recv_message(self._sock)
         return None if reply is None else reply.get("returncode")

@@ -402,10 +402,6 @@ def _grade_class(options: Options) -> ClassResult:
                 raise GradingError(f"no submission of student {options.student!r} in {options.submissions}; found: "
                                    f"{', '.join(s.student for s in submissions[:20])}{' ...' if len(submissions) > 20 else ''}")
             submissions = chosen
-        try:
-            grader.register()
-        except CourseError as error:
-            raise GradingError(str(error)) from None
         in_gradebook = nbgrader_steps.graded_students(course, options.assignment)
         results: dict[str, StudentResult] = {}
         todo: list[tuple[Submission, str]] = []
@@ -418,7 +414,11 @@ def _grade_class(options: Options) -> ClassResult:
                 todo.append((submission, fingerprint))
         resumed = sorted(results)
         if todo:
-            grader.start_kernels()
+            grader.start_kernels()  # the server imports while nbgrader registers the assignment
+            try:
+                grader.register()
+            except CourseError as error:
+                raise GradingError(str(error)) from None
             jobs = options.jobs or os.cpu_count() or 1
             from tqdm import tqdm
 
