@@ -34,6 +34,7 @@ EXPECTED = {
     "os_exit": 6, "segfault": 6,  # the kernel dies after forward's tests
     "renamed": 16, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
     "deleted_exercise": 9,  # init_params (3) and train_manual, which needs it (4)
+    "kill_parent": 16,  # kills the kernels' fork server: a new one serves the next kernels, nothing is lost
     "tamper_check": 0, "tamper_registry": 0, "tamper_traceback": 0,  # blank work that tries to pass anyway
     "tamper_torch": 9, "always_equal": 9,  # the same as the honest mistakes underneath
 }
@@ -99,6 +100,7 @@ def test_faults_that_cost_points_are_reasons_and_honest_work_has_none(graded):
         assert students[by_kind[kind]].reasons == [], kind
     for kind in ("endless_loop", "stubborn_loop", "os_exit", "segfault", "memory_bomb", "invalid_json", "missing"):
         assert students[by_kind[kind]].reasons, kind
+    assert "os.kill" in " ".join(students[by_kind["kill_parent"]].tamper)
 
 
 def test_tampering_is_flagged_and_does_not_pay(graded):

@@ -131,19 +131,20 @@ class GradingExecute(Execute):
         try:
             try:
                 nb, resources = super().preprocess(nb, resources, km)
-            except (DeadKernelError, CellTimeoutError, RuntimeError, Empty) as error:
+            except (DeadKernelError, CellTimeoutError, RuntimeError, Empty) as first:
+                failure: BaseException | None = first
                 if self._running is None and sink.fallback_kernel_manager_class is not None:
                     # the kernel never started: try once more, the usual way
                     self.kernel_manager_class = sink.fallback_kernel_manager_class
                     sink.fallback_kernel_manager_class = None
                     try:
                         nb, resources = super().preprocess(nb, resources, km)
-                        error = None
+                        failure = None
                     except (DeadKernelError, CellTimeoutError, RuntimeError, Empty) as again:
-                        error = again
-                if error is not None:
+                        failure = again
+                if failure is not None:
                     nb = self.nb
-                    self._stop(nb, error)
+                    self._stop(nb, failure)
         finally:
             sink.execute_seconds += monotonic() - started
             if sink.lock is not None:

@@ -131,12 +131,12 @@ def _become_kernel(sock: socket.socket, request: dict) -> None:
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        _end_with(request.get("watch"))
         _fresh_random_state()
         threads = request.get("threads")
         if threads and "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
-        # Like any kernel, end when the process that started it (here the server) goes away.
-        argv = [*request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
+        argv = list(request["argv"])
         sys.argv = [request["launcher"], *argv]
         from ipykernel.kernelapp import IPKernelApp
 
@@ -154,6 +154,24 @@ def _become_kernel(sock: socket.socket, request: dict) -> None:
             pass
     finally:
         os._exit(code)
+
+
+def _end_with(pid: int | None) -> None:
+    """Like any kernel, end when the grader that asked for it goes away (a kernel started the usual
+    way watches its parent; this one's parent is the server, which a notebook could kill without
+    the grader or the other kernels noticing)."""
+    if not pid:
+        return
+    try:
+        watched = os.pidfd_open(pid)
+    except OSError:
+        os._exit(1)
+
+    def watch() -> None:
+        select.select([watched], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="autograder-watchdog", daemon=True).start()
 
 
 def _fresh_random_state() -> None:
@@ -180,14 +198,19 @@ class ForkServer:
     """Start the server process and ask it for kernels; safe to share between threads."""
 
     def __init__(self, preload: list[str], env: dict[str, str] | None = None):
+        self._preload, self._env = preload, env
+        self._lock = threading.Lock()
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
         import subprocess
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._lock = threading.Lock()
         self._sock = ours
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.grading.forkserver", str(theirs.fileno()), json.dumps(preload)],
-            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "autograder.grading.forkserver", str(theirs.fileno()), json.dumps(self._preload)],
+            pass_fds=[theirs.fileno()], env=self._env, stdin=subprocess.DEVNULL,
         )
         theirs.close()
         self._ready = False  # it imports for a few seconds: the grader goes on meanwhile
@@ -203,13 +226,21 @@ class ForkServer:
               memory_limit: int | None = None, threads: int | None = None, log_dir: str | None = None) -> tuple[int, int]:
         """Fork a kernel; return its pid and a pidfd that becomes readable when it ends."""
         request = {"op": "spawn", "argv": argv, "env": env, "cwd": cwd, "launcher": launcher,
-                   "memory_limit": memory_limit, "threads": threads, "log_dir": log_dir}
+                   "memory_limit": memory_limit, "threads": threads, "log_dir": log_dir, "watch": os.getpid()}
         with self._lock:
+            if self.process.poll() is not None and self.restarts < 3:
+                # a notebook killed it (its kernel's parent): start another, the other kernels run on
+                self._sock.close()
+                self.restarts += 1
+                self._start()
             self._wait_ready()
             if self.process.poll() is not None:
                 raise ForkServerError(f"the kernel fork server has exited (code {self.process.returncode})")
-            send_message(self._sock, request)
-            reply, fds = recv_message(self._sock)
+            try:
+                send_message(self._sock, request)
+                reply, fds = recv_message(self._sock)
+            except OSError as error:
+                raise ForkServerError(f"the kernel fork server did not answer ({error})") from None
         if reply is None or not fds:
             raise ForkServerError("the kernel fork server did not answer")
         return reply["pid"], fds[0]
@@ -217,8 +248,11 @@ class ForkServer:
     def returncode(self, pid: int) -> int | None:
         with self._lock:
             self._wait_ready()
-            send_message(self._sock, {"op": "status", "pid": pid})
-            reply, _ = recv_message(self._sock)
+            try:
+                send_message(self._sock, {"op": "status", "pid": pid})
+                reply, _ = recv_message(self._sock)
+            except OSError:
+                return None
         return None if reply is None else reply.get("returncode")
 
     def close(self) -> None:

@@ -40,11 +40,10 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
-from autograder import registry
 from autograder.grading import nbgrader_steps, report as reporting
 from autograder.grading.collect import Collected, collect, placeholder
 from autograder.grading.course import Course, working_directory
-from autograder.grading.executor import STOPPED, Sink, bound, is_test_cell
+from autograder.grading.executor import Sink, bound, is_test_cell
 from autograder.grading.layout import LayoutError, Submission, discover
 from autograder.grading.tamper import scan_notebook
 

@@ -13,7 +13,8 @@ the assignment, so the generator works for any assignment of the course:
   ``memory_bomb``, ``flood_output`` (megabytes of prints), a ``renamed``
   notebook, a ``missing`` one, ``invalid_json``, an ``empty_file``, a
   ``foreign_notebook`` of no assignment, a ``deleted_exercise`` (solution and
-  tests gone);
+  tests gone), ``kill_parent`` (kills the process that started its kernel:
+  under plain nbgrader, nbgrader itself);
 - tampering: ``tamper_check`` (replaces ``autograder.check``),
   ``tamper_registry`` (empties the registered checks), ``tamper_torch``
   (``torch.allclose`` always true, with wrong answers), ``tamper_traceback``
@@ -41,7 +42,7 @@ from autograder.grading.executor import is_test_cell
 REALISTIC = ["correct", "blank", "partial", "mistake_1", "mistake_2", "mistake_3", "warnings", "syntax_error",
              "edited_test_cell", "deleted_test_cell"]
 FAULTS = ["endless_loop", "stubborn_loop", "os_exit", "segfault", "memory_bomb", "flood_output", "renamed",
-          "missing", "invalid_json", "empty_file", "foreign_notebook", "deleted_exercise"]
+          "missing", "invalid_json", "empty_file", "foreign_notebook", "deleted_exercise", "kill_parent"]
 TAMPERING = ["tamper_check", "tamper_registry", "tamper_torch", "tamper_traceback", "always_equal"]
 KINDS = REALISTIC + FAULTS + TAMPERING
 
@@ -190,6 +191,11 @@ def build(a: Assignment, kind: str) -> tuple[str, bytes] | None:
     elif kind == "segfault":
         nb = a.filled()
         nb.cells.insert(a.after_tests_of(nb, second), _code("import ctypes\nctypes.string_at(0)\n"))
+    elif kind == "kill_parent":
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, first), _code(
+            "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)  # whoever started this kernel\n"
+            "time.sleep(3)\n"))
     elif kind == "memory_bomb":
         nb = a.filled()
         nb.cells.insert(a.after_tests_of(nb, first), _code(

@@ -11,6 +11,7 @@ Flags, by cell:
   ``__instancecheck__`` / ``__subclasscheck__`` or ``__torch_function__``;
 - code the scan cannot read: ``exec`` / ``eval`` / ``compile`` of strings, and
   ``ctypes`` (which can rewrite the interpreter's memory);
+- signalling processes (``os.kill``: the grader's, or the kernel's parent);
 - reaching into the running checks: ``gc.get_objects`` / ``get_referrers``,
   ``sys._getframe``, ``inspect.currentframe`` / ``stack``, tracing hooks.
 
@@ -143,6 +144,8 @@ class _Scanner(ast.NodeVisitor):
                 self.flag(node, f"adds a transformer to the kernel with `{path}(...)`")
             elif path in ("sys.settrace", "sys.setprofile", "threading.settrace", "importlib.reload"):
                 self.flag(node, f"calls `{path}`")
+            elif path in ("os.kill", "os.killpg", "signal.pthread_kill"):
+                self.flag(node, f"sends a signal to a process with `{path}`")
             elif path in ("gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._getframe",
                           "inspect.currentframe", "inspect.stack"):
                 self.flag(node, f"calls `{path}`, which reaches the checks' own objects while they run")
