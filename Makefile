@@ -11,7 +11,7 @@ LAB_ARGS ?=
 # Tools that nbgrader calls by name (alembic) must come from the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install lab check test release bench clean
+.PHONY: help install lab check test release bench clean grade demo-grade bench-grade
 
 help:
 	@echo "make lab       open the course in JupyterLab (students, self-paced learners, instructors)"
@@ -19,6 +19,10 @@ help:
 	@echo "make test      run every test of the course and its autograder"
 	@echo "make release   regenerate notebooks/ (student release) from solutions/ (instructor source)"
 	@echo "make bench     time each solution notebook top to bottom, and the series (NOTEBOOKS=\"08 09\" for some)"
+	@echo "make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1]"
+	@echo "               grade a class with nbgrader (gradebook, grades.csv, per-exercise CSV, feedback, report)"
+	@echo "make demo-grade  generate a sample class (good work, mistakes, broken files) into build/ and grade it"
+	@echo "make bench-grade time 'autograder grade' against sequential 'nbgrader autograde' on a 40-notebook class"
 	@echo "make clean     remove the virtual environment and everything tests or grading left behind"
 
 install: $(INSTALLED)
@@ -53,7 +57,30 @@ release: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/notebooks.py $(NOTEBOOKS)
 
+# Instructors: grade a class into this course's gradebook (see README, "Grading a class").
+grade: $(INSTALLED)
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1]"; exit 2; }
+	$(BIN)/autograder grade $(ASSIGNMENT) --submissions "$(SUBMISSIONS)" $(if $(JOBS),--jobs $(JOBS)) $(if $(STUDENT),--student $(STUDENT)) $(if $(FORCE),--force)
+
+# A walkthrough on a fresh clone: a throwaway course in build/demo-grade (never the real gradebook),
+# a synthetic class with every kind of submission, graded, then graded again (nothing is redone).
+DEMO := build/demo-grade
+DEMO_ASSIGNMENT ?= 02_manual_model
+demo-grade: $(INSTALLED)
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/course
+	cp nbgrader_config.py $(DEMO)/course/ && cp -r solutions notebooks $(DEMO)/course/
+	$(BIN)/autograder sample-class $(DEMO_ASSIGNMENT) --to $(DEMO)/class.zip --layout zip
+	@echo "--- grading (cells are stopped after 20 s here, instead of the course's 60, to keep the demo short)"
+	$(BIN)/autograder grade $(DEMO_ASSIGNMENT) --course $(DEMO)/course --submissions $(DEMO)/class.zip --timeout 20
+	@echo "--- grading again: unchanged submissions are not regraded"
+	$(BIN)/autograder grade $(DEMO_ASSIGNMENT) --course $(DEMO)/course --submissions $(DEMO)/class.zip --timeout 20 --no-progress
+	@echo "--- open $(DEMO)/course/exports/$(DEMO_ASSIGNMENT)/report.md, or formgrader with: cd $(DEMO)/course && ../../../$(BIN)/jupyter lab"
+
+# autograder grade against plain sequential nbgrader autograde on the same 40 submissions.
+bench-grade: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_grade.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) build .pytest_cache gradebook.db submitted autograded feedback
+	rm -rf $(VENV) build .pytest_cache gradebook.db submitted autograded feedback exports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

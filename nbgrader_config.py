@@ -30,6 +30,10 @@ c.Execute.interrupt_on_timeout = True
 c.IgnorePattern.pattern = r"(?i)\bwarn(ing)?\b"
 c.IgnorePattern.enabled = True
 
+# A test cell the student deleted is put back and run, so the student's code is
+# still checked (otherwise the cell would be left ungraded).
+c.OverwriteCells.add_missing_cells = True
+
 # Feedback shows what failed, never the hidden tests' code.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 

@@ -4,6 +4,11 @@
     autograder workspace [--dir DIR]  copy released notebooks a learner has not started yet into DIR
     autograder check [PATH ...]       run notebooks as grading does and say, per exercise, what passes and why not;
                                       without PATH, summarise the workspace (my-work/) as a table and a picture
+    autograder grade ASSIGNMENT --submissions DIR_OR_ZIP [--jobs N] [--student ID] [--force] ...
+                                      grade a class with nbgrader: gradebook, grades.csv, exercises.csv,
+                                      feedback, report
+    autograder sample-class ASSIGNMENT --to DIR [--size N] [--kind ...] [--layout ...]
+                                      write a synthetic class of submissions (for demos and tests)
 """
 
 from __future__ import annotations
@@ -67,6 +72,44 @@ def _check_workspace(args: argparse.Namespace) -> list:
     return reports
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from autograder.grading.pipeline import GradingError, Options, grade_class, parse_size
+
+    try:
+        options = Options(
+            assignment=args.assignment, submissions=Path(args.submissions), course=Path(args.course),
+            jobs=args.jobs, student=args.student, force=args.force, timeout=args.timeout,
+            memory_limit=parse_size(args.memory_limit), out=Path(args.out) if args.out else None,
+            progress=not args.no_progress, warm_kernels=not args.cold_kernels,
+        )
+    except ValueError as error:
+        print(f"autograder grade: --memory-limit: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = grade_class(options)
+    except GradingError as error:
+        print(f"autograder grade: {error}", file=sys.stderr)
+        return 2
+    from autograder.grading.report import summary
+
+    print(summary(result))
+    return 0
+
+
+def _sample_class(args: argparse.Namespace) -> int:
+    from autograder.grading.sample import KINDS, write_class
+
+    kinds = args.kind.split(",") if args.kind else None
+    unknown = [k for k in kinds or [] if k not in KINDS]
+    if unknown:
+        print(f"autograder sample-class: unknown kinds {', '.join(unknown)}; known: {', '.join(KINDS)}", file=sys.stderr)
+        return 2
+    written = write_class(Path(args.course), args.assignment, Path(args.to), size=args.size, kinds=kinds,
+                          layout=args.layout, pathological=not args.no_faults)
+    print(f"{len(written)} submissions of {args.assignment} written to {args.to} ({args.layout} layout)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description="torch.nn, step by step: check, grade and release the course's notebooks.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +129,42 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop a cell that runs longer than this and go on with the next (default: 60)")
     check.add_argument("--dir", metavar="DIR", help="your workspace, without PATH (default: my-work)")
     check.set_defaults(run=_check)
+
+    grade = commands.add_parser(
+        "grade", help="grade a class with nbgrader: in parallel, resumably, with a report",
+        description="Collect, autograde, write feedback and export a class's submissions of ASSIGNMENT, with "
+                    "nbgrader's gradebook. DIR_OR_ZIP holds one entry per student: ID.ipynb, a folder ID/ with "
+                    "the notebook, or nbgrader's ID/ASSIGNMENT/NOTEBOOK.ipynb (a zip of any of these, possibly "
+                    "wrapped in one folder). Writes grades.csv, exercises.csv, report.md and report.json to "
+                    "exports/ASSIGNMENT/ and feedback to feedback/ID/ASSIGNMENT/.")
+    grade.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment, e.g. 02_manual_model")
+    grade.add_argument("--submissions", required=True, metavar="DIR_OR_ZIP", help="the class's submissions")
+    grade.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                       help="notebooks graded at once (default: one per CPU core)")
+    grade.add_argument("--student", metavar="ID", help="grade only this student")
+    grade.add_argument("--force", action="store_true", help="regrade submissions that were already graded")
+    grade.add_argument("--course", default=".", metavar="DIR", help="the nbgrader course directory (default: here)")
+    grade.add_argument("--out", metavar="DIR", help="where the CSVs and the report go (default: exports/ASSIGNMENT)")
+    grade.add_argument("--timeout", type=int, metavar="SECONDS",
+                       help="time limit per cell (default: the course's Execute.timeout)")
+    grade.add_argument("--memory-limit", default="4G", metavar="SIZE",
+                       help="address space each notebook's kernel may use, e.g. 4G or 512M; 0 for no limit (default 4G)")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument("--cold-kernels", action="store_true",
+                       help="start every kernel from scratch instead of forking a warm one (slower; for comparison)")
+    grade.set_defaults(run=_grade)
+
+    sample = commands.add_parser("sample-class", help="write a synthetic class of submissions (demos, tests, benchmarks)")
+    sample.add_argument("assignment", metavar="ASSIGNMENT")
+    sample.add_argument("--to", required=True, metavar="DIR", help="the folder (or .zip) to write")
+    sample.add_argument("--size", type=int, default=0, metavar="N",
+                        help="number of submissions (default: one of each kind); kinds repeat to fill it")
+    sample.add_argument("--kind", metavar="K1,K2", help="only these kinds of submission")
+    sample.add_argument("--layout", choices=("folders", "notebooks", "nbgrader", "zip"), default="folders")
+    sample.add_argument("--no-faults", action="store_true",
+                        help="only realistic work (correct, blank, mistakes), none of the pathological files")
+    sample.add_argument("--course", default=".", metavar="DIR", help="the course directory (default: here)")
+    sample.set_defaults(run=_sample_class)
     return parser
 
 

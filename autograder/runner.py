@@ -46,8 +46,11 @@ def run_checks(exercise: str, namespace: dict, inputs: dict | None = None, hidde
     ``inputs`` replace the checks' default inputs (a hidden test's fresh sizes
     or seeds); a check only receives the inputs it declares.
     """
+    _verify()
     inputs = inputs or {}
     checks = registry.checks_of(exercise)
+    if not checks:  # every exercise has checks: an empty list was emptied by someone
+        raise IntegrityError(f"the checks of {exercise} were removed by the notebook's code; restart the kernel.")
     unknown = set(inputs) - {name for check in checks for name in check.inputs}
     if unknown:
         raise TypeError(f"the checks of {exercise} take no input named {', '.join(sorted(unknown))}")
@@ -62,6 +65,7 @@ def run_checks(exercise: str, namespace: dict, inputs: dict | None = None, hidde
         results.append(result)
         if result.status in (NOT_DEFINED, NOT_IMPLEMENTED):
             blocked = result
+    _verify()  # the learner's code ran in between: it must not have rewritten how results are made
     _record(results)
     return results
 
@@ -173,3 +177,52 @@ def _record(results: list[CheckResult]) -> None:
     with open(path, "a", encoding="utf-8") as out:
         for result in results:
             out.write(result.to_json() + "\n")
+
+
+def _code_of(func) -> object:
+    return getattr(func, "__code__", None)
+
+
+# The runner's own functions, as this module defined them. A notebook that replaces one of them (or
+# the registry's lookup, or registers a check that is not the course's), typically from inside a
+# function the checks call, makes run_checks fail loudly instead of reporting passes: see _verify.
+# (Replacing _verify itself beforehand is undone by `autograder grade`'s guard, which re-imports
+# the package before each test cell when anything in it changed.)
+_OWN = {name: _code_of(globals()[name]) for name in (
+    "run_checks", "_run_one", "_result", "_record", "_notes", "_describe_exception", "_describe_unfinished",
+    "_learner_frame", "_isolated_session")}
+_OWN_REGISTRY = {name: _code_of(getattr(registry, name)) for name in ("checks_of", "_load_all")}
+
+
+class IntegrityError(RuntimeError):
+    """The autograder's own code was replaced while a notebook ran."""
+
+
+def _integrity_problem() -> str:
+    here = globals()
+    for name, code in _OWN.items():
+        if _code_of(here.get(name)) is not code:
+            return f"autograder.runner.{name}"
+    for name, code in _OWN_REGISTRY.items():
+        if _code_of(getattr(registry, name, None)) is not code:
+            return f"autograder.registry.{name}"
+    for group in registry._NOTEBOOKS.values():
+        for found in group.by_exercise.values():
+            for check in found:
+                code = _code_of(check.func)
+                if code in _TRUSTED:
+                    continue
+                if not str(Path(getattr(code, "co_filename", "")).resolve()).startswith(_PACKAGE_DIR):
+                    return f"the check {check.name} (it is not one of the course's)"
+                _TRUSTED.add(code)
+    return ""
+
+
+_TRUSTED: set = set()  # code objects of checks already found in the package's own files
+
+
+def _verify(_problem=_integrity_problem) -> None:
+    problem = _problem()
+    if problem:
+        raise IntegrityError(f"{problem} was replaced by the notebook's code, so the checks cannot be trusted. "
+                             "Restart the kernel and run the notebook without changing the autograder.")

@@ -1,0 +1,114 @@
+"""Put one submission into nbgrader's ``submitted/ID/ASSIGNMENT/`` folder, ready for autograde.
+
+A notebook that can be read is copied byte for byte under the assignment's
+notebook name (a renamed copy gets the right name). One that cannot (an empty
+file, invalid JSON, a notebook of another assignment, no notebook at all) is
+kept next to it as ``<name>.original`` and replaced by a placeholder: the
+released notebook, marked so that grading records zero for every test with the
+reason, without running anything. Either way nbgrader's gradebook gets a
+complete submission, so no student is left without a grade.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from autograder.grading.executor import NOT_GRADED, is_test_cell
+from autograder.grading.layout import Submission
+
+
+@dataclass
+class Collected:
+    student: str
+    notebook: Path  # in submitted/
+    placeholder: str = ""  # why the submission could not be graded (placeholder written); "" when it can
+    notes: list[str] = field(default_factory=list)  # facts for the report (renamed, edited test cells, ...)
+    nb: NotebookNode | None = None  # the student's notebook as read, when readable
+
+
+def read_problem(path: Path) -> tuple[NotebookNode | None, str]:
+    """The notebook at ``path``, or why it cannot be graded."""
+    data = path.read_bytes()
+    if not data.strip():
+        return None, f"the notebook `{path.name}` is an empty file"
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        return None, f"the notebook `{path.name}` is not valid JSON ({type(error).__name__}: {error}); it may be truncated"
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
+        return None, f"`{path.name}` is JSON but not a notebook (it has no list of cells)"
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception as error:  # an nbformat version it cannot convert, malformed cells, ...
+        return None, f"the notebook `{path.name}` cannot be read as a notebook ({type(error).__name__}: {error})"
+    return nb, ""
+
+
+def changed_test_cells(nb: NotebookNode, release: NotebookNode) -> list[str]:
+    """Which of the release's test cells the student deleted or edited (nbgrader restores both)."""
+    released = {cell.metadata.nbgrader.grade_id: cell.source for cell in release.cells if is_test_cell(cell)}
+    present = {}
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in released:
+            present[grade_id] = cell.get("source", "")
+    notes = []
+    deleted = [gid for gid in released if gid not in present]
+    edited = [gid for gid, source in present.items() if source != released[gid]]
+    if deleted:
+        notes.append(f"deleted test cells, put back and run: {', '.join(deleted)}")
+    if edited:
+        notes.append(f"edited test cells, restored to the original: {', '.join(edited)}")
+    return notes
+
+
+def placeholder(release: NotebookNode, reason: str) -> NotebookNode:
+    nb = copy.deepcopy(release)
+    nb.metadata[NOT_GRADED] = f"this submission could not be graded: {reason}."
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+        f"**Not graded:** {reason}. Every test of this assignment scores zero. "
+        "Ask your instructor if you believe you handed in a working notebook."))
+    return nb
+
+
+def collect(submission: Submission, dest: Path, notebook: str, release: NotebookNode,
+            source_ids: set[str]) -> Collected:
+    """Write ``submission`` into ``dest`` (``submitted/ID/ASSIGNMENT``), replacing what was there."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    target = dest / f"{notebook}.ipynb"
+    notes = list(submission.notes)
+    for path in submission.files():
+        if path == submission.notebook:
+            continue
+        relative = path.name if submission.folder is None else path.relative_to(submission.folder)
+        out = dest / relative
+        if out.suffix == ".ipynb":  # another notebook the student handed in: kept, never graded
+            out = out.with_name(out.name + ".not-graded")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out)
+    if submission.notebook is None:
+        reason = f"no notebook was handed in (expected {notebook}.ipynb)"
+        nbformat.write(placeholder(release, reason), target)
+        return Collected(submission.student, target, reason, notes)
+    nb, problem = read_problem(submission.notebook)
+    if not problem:
+        ids = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
+        if not ids & source_ids:
+            problem = (f"`{submission.notebook.name}` is not a copy of {notebook} (none of its cells belongs to the "
+                       "assignment)")
+    if problem:
+        shutil.copyfile(submission.notebook, dest / f"{submission.notebook.name}.original")
+        nbformat.write(placeholder(release, problem), target)
+        return Collected(submission.student, target, problem, notes)
+    shutil.copyfile(submission.notebook, target)
+    notes.extend(changed_test_cells(nb, release))
+    return Collected(submission.student, target, "", notes, nb)

@@ -1,0 +1,269 @@
+"""A process that imports the heavy libraries once and forks fresh Jupyter kernels from itself.
+
+Starting a kernel the usual way costs a new Python interpreter, IPython,
+ipykernel and then, in the notebook's first cell, ``import torch``: seconds of
+CPU per notebook, spent again for every submission. The fork server pays them
+once. On request it forks a child that becomes an ordinary IPython kernel
+(``IPKernelApp``, the same code ``python -m ipykernel_launcher`` runs) in its
+own session, working directory, environment and memory limit. The child starts
+with the modules already in memory; nothing else is shared: every submission
+still gets its own process, which is thrown away afterwards.
+
+Only modules that are safe to import before a fork are preloaded (no threads,
+no sockets, no display hooks): the caller passes the list.
+
+Protocol: length-prefixed JSON over a Unix socket pair. ``spawn`` replies with
+the child's pid and passes a pidfd for it (so the grader can watch a process
+that is not its own child); ``status`` reports an exit status once the child
+has ended (the server reaps its children).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import traceback
+
+_HEADER = struct.Struct("!I")
+
+
+def send_message(sock: socket.socket, message: dict, fds: list[int] | None = None) -> None:
+    data = json.dumps(message).encode()
+    payload = _HEADER.pack(len(data)) + data
+    if fds:
+        socket.send_fds(sock, [payload], fds)
+    else:
+        sock.sendall(payload)
+
+
+def _recv_exact(sock: socket.socket, size: int, fds: list[int]) -> bytes | None:
+    chunks = []
+    while size:
+        data, received, _, _ = socket.recv_fds(sock, size, 4)
+        fds.extend(received)
+        if not data:
+            return None
+        chunks.append(data)
+        size -= len(data)
+    return b"".join(chunks)
+
+
+def recv_message(sock: socket.socket) -> tuple[dict | None, list[int]]:
+    fds: list[int] = []
+    header = _recv_exact(sock, _HEADER.size, fds)
+    if header is None:
+        return None, fds
+    body = _recv_exact(sock, _HEADER.unpack(header)[0], fds)
+    return (json.loads(body) if body is not None else None), fds
+
+
+# --- the server -----------------------------------------------------------------
+
+
+def serve(sock: socket.socket, preload: list[str]) -> None:
+    # `python -m` put the server's working directory first on sys.path; a kernel never has it there
+    # (ipykernel_launcher removes it and IPython adds '' instead).
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+    # What ipykernel sets before any user code runs; matplotlib reads it when imported.
+    if not os.environ.get("MPLBACKEND"):
+        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except Exception:  # a module that fails here is simply imported by the notebook itself
+            pass
+    statuses: dict[int, int] = {}
+    send_message(sock, {"ready": True, "pid": os.getpid()})
+    while True:
+        _reap(statuses)
+        ready, _, _ = select.select([sock], [], [], 0.5)
+        if not ready:
+            continue
+        message, _ = recv_message(sock)
+        if message is None:  # the grader has gone: so do we
+            return
+        if message["op"] == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                _become_kernel(sock, message)  # never returns
+            pidfd = os.pidfd_open(pid)
+            send_message(sock, {"pid": pid}, [pidfd])
+            os.close(pidfd)
+        elif message["op"] == "status":
+            _reap(statuses)
+            send_message(sock, {"returncode": statuses.get(message["pid"])})
+
+
+def _reap(statuses: dict[int, int]) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        statuses[pid] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _become_kernel(sock: socket.socket, request: dict) -> None:
+    """In the forked child: become a fresh IPython kernel, as ``python -m ipykernel_launcher`` would."""
+    code = 1
+    try:
+        sock.close()
+        os.setsid()  # its own session and process group, like jupyter_client's launcher gives a kernel
+        limit = request.get("memory_limit")
+        if limit:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _end_with(request.get("watch"))
+        _fresh_random_state()
+        threads = request.get("threads")
+        if threads and "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+        argv = list(request["argv"])
+        sys.argv = [request["launcher"], *argv]
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance()
+        app.initialize(argv)
+        app.start()
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    except BaseException:
+        try:
+            with open(os.path.join(request.get("log_dir") or "/tmp", f"kernel-{os.getpid()}.log"), "w") as log:
+                traceback.print_exc(file=log)
+        except Exception:
+            pass
+    finally:
+        os._exit(code)
+
+
+def _end_with(pid: int | None) -> None:
+    """Like any kernel, end when the grader that asked for it goes away (a kernel started the usual
+    way watches its parent; this one's parent is the server, which a notebook could kill without
+    the grader or the other kernels noticing)."""
+    if not pid:
+        return
+    try:
+        watched = os.pidfd_open(pid)
+    except OSError:
+        os._exit(1)
+
+    def watch() -> None:
+        select.select([watched], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="autograder-watchdog", daemon=True).start()
+
+
+def _fresh_random_state() -> None:
+    """A new process draws fresh seeds at start-up; a forked one would share its parent's."""
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.seed()  # a fresh interpreter seeds torch's default generator at random
+
+
+# --- the client -------------------------------------------------------------------
+
+
+class ForkServerError(RuntimeError):
+    pass
+
+
+class ForkServer:
+    """Start the server process and ask it for kernels; safe to share between threads."""
+
+    def __init__(self, preload: list[str], env: dict[str, str] | None = None):
+        self._preload, self._env = preload, env
+        self._lock = threading.Lock()
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        import subprocess
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = ours
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "autograder.grading.forkserver", str(theirs.fileno()), json.dumps(self._preload)],
+            pass_fds=[theirs.fileno()], env=self._env, stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self._ready = False  # it imports for a few seconds: the grader goes on meanwhile
+
+    def _wait_ready(self) -> None:
+        if not self._ready:
+            reply, _ = recv_message(self._sock)
+            if not reply or not reply.get("ready"):
+                raise ForkServerError("the kernel fork server did not start")
+            self._ready = True
+
+    def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, launcher: str,
+              memory_limit: int | None = None, threads: int | None = None, log_dir: str | None = None) -> tuple[int, int]:
+        """Fork a kernel; return its pid and a pidfd that becomes readable when it ends."""
+        request = {"op": "spawn", "argv": argv, "env": env, "cwd": cwd, "launcher": launcher,
+                   "memory_limit": memory_limit, "threads": threads, "log_dir": log_dir, "watch": os.getpid()}
+        with self._lock:
+            if self.process.poll() is not None and self.restarts < 3:
+                # a notebook killed it (its kernel's parent): start another, the other kernels run on
+                self._sock.close()
+                self.restarts += 1
+                self._start()
+            self._wait_ready()
+            if self.process.poll() is not None:
+                raise ForkServerError(f"the kernel fork server has exited (code {self.process.returncode})")
+            try:
+                send_message(self._sock, request)
+                reply, fds = recv_message(self._sock)
+            except OSError as error:
+                raise ForkServerError(f"the kernel fork server did not answer ({error})") from None
+        if reply is None or not fds:
+            raise ForkServerError("the kernel fork server did not answer")
+        return reply["pid"], fds[0]
+
+    def returncode(self, pid: int) -> int | None:
+        with self._lock:
+            self._wait_ready()
+            try:
+                send_message(self._sock, {"op": "status", "pid": pid})
+                reply, _ = recv_message(self._sock)
+            except OSError:
+                return None
+        return None if reply is None else reply.get("returncode")
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        finally:
+            try:
+                self.process.wait(timeout=5)
+            except Exception:
+                self.process.kill()
+
+
+if __name__ == "__main__":
+    serve(socket.socket(fileno=int(sys.argv[1])), json.loads(sys.argv[2]))

@@ -1,0 +1,135 @@
+"""Kernels for grading: forked from a warm server, bounded in memory, watched from outside.
+
+:func:`kernel_manager_class` returns a ``jupyter_client`` kernel manager that
+nbclient (and so nbgrader's ``Execute`` preprocessor) uses exactly like the
+default one. Only the launch differs: instead of starting a new interpreter it
+asks the :class:`~autograder.grading.forkserver.ForkServer` for a forked
+kernel. The handle it gets back behaves like ``subprocess.Popen`` for
+jupyter_client's local provisioner (poll, wait, signals, kill), so timeouts,
+interrupts, dead-kernel detection and shutdown all go through the usual code.
+Any kernel that is not a Python ipykernel launches the usual way.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import select
+import signal
+import time
+import uuid
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
+
+from autograder.grading.forkserver import ForkServer, ForkServerError
+
+# How each forked kernel ended (pid -> exit code, or minus the signal number), for the grading report.
+EXIT_CODES: dict[int, int] = {}
+
+
+class ForkedProcess:
+    """The part of ``subprocess.Popen`` that jupyter_client uses, for a kernel forked by the server."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, server: ForkServer, pid: int, pidfd: int):
+        self.server, self.pid, self._pidfd = server, pid, pidfd
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._pidfd is not None:
+            ready, _, _ = select.select([self._pidfd], [], [], 0)
+            if ready:
+                os.close(self._pidfd)
+                self._pidfd = None
+                code = None
+                for _ in range(50):  # the server reaps on request; allow it a moment
+                    try:
+                        code = self.server.returncode(self.pid)
+                    except (OSError, ForkServerError):
+                        break
+                    if code is not None:
+                        break
+                    time.sleep(0.01)
+                self.returncode = code if code is not None else -1
+                EXIT_CODES[self.pid] = self.returncode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                import subprocess
+
+                raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+class ForkProvisioner(LocalProvisioner):
+    """Launches a Python kernel by forking the warm server instead of starting an interpreter."""
+
+    server: ForkServer | None = None
+    memory_limit: int | None = None
+    threads: int | None = None
+    log_dir: str | None = None
+    extra_env: dict | None = None
+
+    async def launch_kernel(self, cmd, **kwargs):
+        if self.server is None or "ipykernel_launcher" not in cmd:
+            kwargs["env"] = {**(kwargs.get("env") or os.environ), **(self.extra_env or {})}
+            info = await super().launch_kernel(cmd, **kwargs)
+            if self.memory_limit and hasattr(resource, "prlimit"):
+                try:
+                    resource.prlimit(self.pid, resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
+                except OSError:  # it has already ended
+                    pass
+            return info
+        argv = cmd[cmd.index("ipykernel_launcher") + 1:]
+        import ipykernel_launcher  # its code runs only as __main__; imported here for its path
+
+        pid, pidfd = self.server.spawn(
+            # JPY_PARENT_PID: what jupyter_client's launcher gives every kernel it starts
+            argv=argv, env={**(kwargs.get("env") or os.environ), "JPY_PARENT_PID": str(os.getpid()),
+                            **(self.extra_env or {})}, cwd=str(kwargs.get("cwd") or os.getcwd()),
+            launcher=ipykernel_launcher.__file__, memory_limit=self.memory_limit, threads=self.threads, log_dir=self.log_dir,
+        )
+        self.process = ForkedProcess(self.server, pid, pidfd)
+        self.pid = pid
+        self.pgid = pid  # the child called setsid()
+        self.cwd = kwargs.get("cwd")
+        return self.connection_info
+
+
+def kernel_manager_class(server: ForkServer | None, memory_limit: int | None = None, threads: int | None = None,
+                         log_dir: str | None = None, extra_env: dict | None = None) -> type[AsyncKernelManager]:
+    """A kernel manager class whose Python kernels come from ``server`` (or start normally when it is None),
+    limited to ``memory_limit`` bytes of address space (RLIMIT_AS) and ``threads`` torch threads, with
+    ``extra_env`` added to their environment."""
+
+    class ForkKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw):
+            self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+            if self.provisioner is None:
+                provisioner = ForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+                provisioner.server, provisioner.memory_limit = server, memory_limit
+                provisioner.threads, provisioner.log_dir = threads, log_dir
+                provisioner.extra_env = extra_env
+                self.provisioner = provisioner
+            return await super()._async_pre_start_kernel(**kw)
+
+    return ForkKernelManager

@@ -1,0 +1,182 @@
+"""The nbgrader steps of grading one submission: autograde, feedback, and reading the gradebook.
+
+Each step is nbgrader's own converter, configured from the course, with one
+substitution: in autograde, nbgrader's ``Execute`` preprocessor is replaced by
+:class:`~autograder.grading.executor.GradingExecute`, its subclass. Sanitizing,
+restoring test cells, ``IgnorePattern``, ``LimitOutput``, ``SaveAutoGrades``,
+late penalties and the files written are nbgrader's, so the gradebook holds
+what ``nbgrader autograde`` would record and formgrader works on it as usual.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from traitlets.config import Config
+
+from autograder.grading.course import Course, working_directory
+from autograder.grading.executor import GradingExecute, is_test_cell
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+def _swap_execute(preprocessors: list) -> list:
+    from nbgrader.preprocessors import Execute
+
+    swapped = []
+    for pp in preprocessors:
+        name = pp if isinstance(pp, str) else f"{pp.__module__}.{pp.__qualname__}"
+        is_execute = pp is Execute or name in ("nbgrader.preprocessors.Execute", "nbgrader.preprocessors.execute.Execute")
+        swapped.append(GradingExecute if is_execute else pp)
+    if GradingExecute not in swapped:
+        raise StepFailed("the course's Autograde.autograde_preprocessors has no Execute step to run the notebooks")
+    return swapped
+
+
+def autograde(course: Course, assignment: str, student: str) -> None:
+    """``nbgrader autograde ASSIGNMENT --student STUDENT --force``, in this process."""
+    from nbgrader.converters import Autograde
+
+    coursedir = course.coursedir(assignment_id=assignment, student_id=student)
+    converter = Autograde(coursedir=coursedir, config=Config(course.config), log=course.log)
+    converter.force = True
+    converter.create_student = True
+    converter.autograde_preprocessors = _swap_execute(list(converter.autograde_preprocessors))
+    with working_directory(course.root):
+        try:
+            converter.start()
+        except Exception as error:  # NbGraderException after nbgrader logged the cause
+            raise StepFailed(f"nbgrader autograde failed for {student}: {type(error).__name__}: {error}") from error
+
+
+class Feedback:
+    """``nbgrader generate_feedback ASSIGNMENT --student STUDENT --force``, always with ClearHiddenTests.
+
+    One nbgrader converter serves the whole class, and keeps its HTML exporter (templates, CSS)
+    from one student to the next: building those is most of the cost of a feedback page. Not
+    thread-safe: the pipeline calls it under its bookkeeping lock."""
+
+    def __init__(self, course: Course, assignment: str):
+        from nbgrader.converters import GenerateFeedback
+        from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
+        class _ReusingFeedback(GenerateFeedback):
+            _exporter = None
+
+            def start(self) -> None:  # BaseConverter.start, creating the exporter only once
+                from nbconvert.writers import FilesWriter
+
+                self.init_notebooks()
+                self.writer = FilesWriter(parent=self, config=self.config)
+                if self._exporter is None:
+                    self._exporter = self.exporter_class(parent=self, config=self.config)
+                    for pp in self.preprocessors:
+                        self._exporter.register_preprocessor(pp)
+                self.exporter = self._exporter
+                with working_directory(self.coursedir.root):
+                    self.convert_notebooks()
+
+        self.course = course
+        self.converter = _ReusingFeedback(coursedir=course.coursedir(assignment_id=assignment),
+                                          config=Config(course.config), log=course.log)
+        self.converter.force = True
+        preprocessors = list(self.converter.preprocessors)
+        if ClearHiddenTests not in preprocessors:
+            position = preprocessors.index(GetGrades) + 1 if GetGrades in preprocessors else 0
+            preprocessors.insert(position, ClearHiddenTests)
+        self.converter.preprocessors = preprocessors
+
+    def __call__(self, student: str) -> None:
+        self.converter.coursedir.student_id = student
+        try:
+            self.converter.start()
+        except Exception as error:
+            raise StepFailed(f"nbgrader generate_feedback failed for {student}: {type(error).__name__}: {error}") from error
+
+
+def hidden_lines(source: NotebookNode, release: NotebookNode) -> list[str]:
+    """Lines of hidden tests that appear nowhere in the release: what feedback must never show."""
+    public = _flat("\n".join(cell.source for cell in release.cells))
+    lines = []
+    for cell in source.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and line.strip() and not line.strip().startswith("#") and _flat(line) not in public:
+                lines.append(_flat(line))
+    return lines
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def leaked(feedback_html: str, hidden: list[str]) -> list[str]:
+    """The hidden-test lines (or markers) that a feedback page shows."""
+    text = _flat(html.unescape(re.sub(r"<[^>]+>", "", feedback_html)))
+    found = [line for line in hidden if line in text]
+    if "BEGINHIDDENTESTS" in text:
+        found.append("### BEGIN HIDDEN TESTS")
+    return found
+
+
+@dataclass
+class CellGrade:
+    grade_id: str
+    points: float
+    max_points: float
+
+
+def gradebook_scores(course: Course, assignment: str, notebook: str, student: str) -> tuple[float, float, list[CellGrade]]:
+    """The submission's score, maximum and per-cell grades, as nbgrader's gradebook holds them."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
+        submission = gb.find_submission_notebook(notebook, assignment, student)
+        cells = [CellGrade(g.name, float(g.score or 0.0), float(g.max_score)) for g in submission.grades]
+        return float(submission.score or 0.0), float(submission.max_score), cells
+
+
+def graded_students(course: Course, assignment: str) -> set[str]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
+        try:
+            return {s.student.id for s in gb.find_assignment(assignment).submissions}
+        except MissingEntry:
+            return set()
+
+
+def read_autograded(course: Course, assignment: str, notebook: str, student: str) -> NotebookNode | None:
+    path = course.folder("autograded") / student / assignment / f"{notebook}.ipynb"
+    return nbformat.read(path, as_version=4) if path.exists() else None
+
+
+def feedback_path(course: Course, assignment: str, notebook: str, student: str) -> Path:
+    return course.folder("feedback") / student / assignment / f"{notebook}.html"
+
+
+def export_grades(course: Course, assignment: str, to: Path) -> None:
+    """nbgrader's CSV export (``nbgrader export``), for this assignment: one row per student."""
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins import CsvExportPlugin
+
+    plugin = CsvExportPlugin(config=Config(course.config), log=course.log)
+    plugin.to = str(to)
+    plugin.assignment = [assignment]
+    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
+        plugin.export(gb)
+
+
+def test_cells(nb: NotebookNode) -> list[NotebookNode]:
+    return [cell for cell in nb.cells if is_test_cell(cell)]

@@ -1,0 +1,445 @@
+"""Grade a class: discover, collect, autograde, feedback, export, in parallel, resumably.
+
+:func:`grade_class` composes the steps of this package::
+
+    layout.discover        the class's submissions, validated          (layout.py)
+    collect.collect        each into nbgrader's submitted/ folder      (collect.py)
+    tamper.scan_notebook   what the code tries against the checks      (tamper.py)
+    nbgrader_steps.*       nbgrader's autograde (with GradingExecute),
+                           feedback and export, in this process        (nbgrader_steps.py)
+    report.*               grades.csv, exercises.csv, report.md/json   (report.py)
+
+Submissions are graded by ``jobs`` threads. Their kernels are separate
+processes forked from a warm server (:mod:`.forkserver`), so notebooks run in
+parallel; nbgrader's bookkeeping (the gradebook is one SQLite file) runs one
+submission at a time under a lock, which the executor releases while a
+notebook runs. A submission whose grading goes wrong in any way is graded
+zero with the reason; the others never notice.
+
+A state file per student remembers what was graded: a re-run skips students
+whose files, assignment source and checks are unchanged (``force`` regrades).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+from traitlets.config import Config
+
+from autograder.grading import nbgrader_steps, report as reporting
+from autograder.grading.collect import Collected, collect, placeholder
+from autograder.grading.course import Course, working_directory
+from autograder.grading.executor import Sink, bound, is_test_cell
+from autograder.grading.layout import LayoutError, Submission, discover
+from autograder.grading.tamper import scan_notebook
+
+DEFAULT_MEMORY_LIMIT = 4 * 2**30
+STATE_VERSION = 1
+
+
+@dataclass
+class Options:
+    assignment: str
+    submissions: Path
+    course: Path = Path(".")
+    jobs: int = 0  # 0: one per CPU core
+    student: str | None = None
+    force: bool = False
+    timeout: int | None = None  # seconds per cell; None: the course's Execute.timeout
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT  # bytes of address space per kernel; None: unlimited
+    out: Path | None = None  # default: <course>/exports/<assignment>
+    progress: bool = True
+    warm_kernels: bool = True  # fork kernels from a warm server (False: start each one normally)
+
+
+@dataclass
+class StudentResult:
+    student: str
+    score: float
+    max_score: float
+    status: str  # graded | not graded | failed
+    reasons: list[str] = field(default_factory=list)  # what went wrong, and so cost points
+    notes: list[str] = field(default_factory=list)  # facts that cost nothing
+    tamper: list[str] = field(default_factory=list)  # evidence of interfering with grading
+    exercises: list[dict] = field(default_factory=list)
+    feedback: str = ""
+    seconds: float = 0.0  # wall time of this student's grading, kernel included
+    kernel_seconds: float = 0.0  # of which the notebook ran in its kernel
+    fingerprint: str = ""
+    source: str = ""
+    state_version: int = STATE_VERSION
+
+
+@dataclass
+class ClassResult:
+    assignment: str
+    out: Path
+    students: list[StudentResult]
+    graded: list[str]  # graded in this run
+    resumed: list[str]  # skipped: already graded and unchanged
+    seconds: float
+    files: dict[str, Path]
+
+
+class GradingError(RuntimeError):
+    """The class cannot be graded as asked (bad layout, unknown assignment, ...): nothing was graded."""
+
+
+def parse_size(text: str) -> int | None:
+    """'4G', '512M', '2048' (MiB) or '0'/'none' (no limit) -> bytes or None."""
+    text = text.strip().lower()
+    if text in ("0", "none", "unlimited", ""):
+        return None
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    if text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(float(text) * 2**20)
+
+
+def _imports(tree: ast.AST) -> list[str]:
+    names = []
+    for node in ast.walk(tree):  # every import, also those inside functions (imported on first use)
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return names
+
+
+def _preload(source: nbformat.NotebookNode, assignment: str) -> list[str]:
+    """Modules the assignment's notebook imports, directly or through the autograder's own modules
+    (whose functions may import, say, scikit-learn on first use), and its checks: the fork server
+    imports them once, for every kernel."""
+    import importlib.util
+
+    from autograder.grading.tamper import _python
+
+    wanted = ["ipykernel.kernelapp", "autograder", f"autograder.checks.{assignment}"]
+    for cell in source.cells:
+        if cell.cell_type == "code":
+            try:
+                wanted.extend(_imports(ast.parse(_python(cell.source))))
+            except SyntaxError:
+                pass
+    modules: list[str] = []
+    while wanted:
+        name = wanted.pop(0)
+        # matplotlib_inline's backend must be imported inside the kernel, where it hooks into IPython
+        if name in modules or name.startswith("matplotlib_inline"):
+            continue
+        modules.append(name)
+        if name.split(".")[0] == "autograder":
+            try:
+                origin = importlib.util.find_spec(name).origin
+                wanted.extend(_imports(ast.parse(Path(origin).read_text(encoding="utf-8"))))
+            except (ImportError, AttributeError, OSError, SyntaxError, ValueError):
+                pass
+    return modules
+
+
+class _Grader:
+    def __init__(self, options: Options, course: Course, out: Path, scratch: Path):
+        self.options, self.course, self.out, self.scratch = options, course, out, scratch
+        self.assignment = options.assignment
+        self.notebook = course.notebook_name(self.assignment)
+        self.source = nbformat.read(course.source_notebook(self.assignment), as_version=4)
+        self.source_fp = course.source_fingerprint(self.assignment)
+        self.lock = threading.Lock()
+        self.timeout = course.config.Execute.get("timeout", 30)  # nbgrader's default when not configured
+        self.server = None
+        self.kernel_manager_class = self.fallback_kernel_manager_class = None
+
+    # --- set-up -----------------------------------------------------------------
+
+    def register(self) -> None:
+        released = self.course.register_assignment(self.assignment, self.scratch / "release")
+        self.release = nbformat.read(released, as_version=4)
+        self.source_ids = {c.metadata.nbgrader.grade_id for c in self.source.cells
+                           if "grade_id" in c.get("metadata", {}).get("nbgrader", {})}
+        self.test_ids = {c.metadata.nbgrader.grade_id for c in self.source.cells if is_test_cell(c)}
+        self.hidden = nbgrader_steps.hidden_lines(self.source, self.release)
+        self.feedback = nbgrader_steps.Feedback(self.course, self.assignment)
+
+    def start_kernels(self) -> None:
+        from autograder.grading.kernels import kernel_manager_class
+
+        server = None
+        if self.options.warm_kernels and hasattr(os, "fork") and hasattr(os, "pidfd_open"):  # Linux
+            from autograder.grading.forkserver import ForkServer
+
+            try:
+                server = ForkServer(_preload(self.source, self.assignment))
+            except Exception as error:  # then every kernel starts the usual way
+                self.course.log.warning("the warm kernel server did not start (%s); starting kernels normally", error)
+        self.server = server
+        settings = dict(memory_limit=self.options.memory_limit, log_dir=str(self.scratch),
+                        extra_env={"NBGRADER_EXECUTION": "autograde"})
+        self.kernel_manager_class = kernel_manager_class(server, **settings)
+        self.fallback_kernel_manager_class = kernel_manager_class(None, **settings) if server else None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    # --- state --------------------------------------------------------------------
+
+    def state_path(self, student: str) -> Path:
+        return self.out / "state" / f"{student}.json"
+
+    def saved(self, student: str) -> StudentResult | None:
+        path = self.state_path(student)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            result = StudentResult(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+        return result if result.state_version == STATE_VERSION else None
+
+    def up_to_date(self, submission: Submission, fingerprint: str, in_gradebook: set[str]) -> StudentResult | None:
+        saved = self.saved(submission.student)
+        if saved is None or saved.fingerprint != fingerprint or saved.source != self.source_fp:
+            return None
+        if submission.student not in in_gradebook or saved.status == "failed":
+            return None
+        autograded = self.course.folder("autograded") / submission.student / self.assignment / f"{self.notebook}.ipynb"
+        if not autograded.exists():
+            return None
+        if saved.feedback and not Path(saved.feedback).exists():
+            return None
+        return saved
+
+    def save(self, result: StudentResult) -> None:
+        path = self.state_path(result.student)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+
+    # --- one submission -------------------------------------------------------------
+
+    def grade_one(self, submission: Submission, fingerprint: str) -> StudentResult:
+        started = time.perf_counter()
+        student = submission.student
+        dest = self.course.folder("submitted") / student / self.assignment
+        try:
+            collected = collect(submission, dest, self.notebook, self.release, self.source_ids)
+        except Exception as error:  # an unreadable file system entry, ...
+            collected = Collected(student, dest / f"{self.notebook}.ipynb",
+                                  f"the submission could not be copied ({type(error).__name__}: {error})")
+            dest.mkdir(parents=True, exist_ok=True)
+            nbformat.write(placeholder(self.release, collected.placeholder), collected.notebook)
+        tamper = scan_notebook(collected.nb, self.test_ids) if collected.nb is not None else []
+        reasons: list[str] = []
+        sink = self._autograde(student, collected, reasons)
+        result = self._result(student, collected, sink, reasons, tamper)
+        result.fingerprint, result.source = fingerprint, self.source_fp
+        result.seconds = round(time.perf_counter() - started, 2)
+        result.kernel_seconds = round(sink.execute_seconds, 2)
+        self.save(result)
+        return result
+
+    def _attempt(self, student: str) -> tuple[Sink, str]:
+        sink = Sink(scratch=self.scratch / "kernels" / student, lock=self.lock,
+                    kernel_manager_class=self.kernel_manager_class,
+                    fallback_kernel_manager_class=self.fallback_kernel_manager_class,
+                    memory_limit=self.options.memory_limit)
+        sink.scratch.mkdir(parents=True, exist_ok=True)
+        with self.lock, bound(sink):
+            try:
+                nbgrader_steps.autograde(self.course, self.assignment, student)
+                return sink, ""
+            except Exception as error:
+                return sink, str(error)
+
+    def _autograde(self, student: str, collected: Collected, reasons: list[str]) -> Sink:
+        sink, error = self._attempt(student)
+        if error and collected.nb is not None:
+            # nbgrader could not put deleted test cells back (their neighbours were deleted too): do it ourselves
+            from autograder.execute import restore_test_cells
+
+            self.course.log.warning("retrying %s with test cells restored: %s", student, error)
+            nbformat.write(restore_test_cells(collected.nb, self.source), collected.notebook)
+            sink, error = self._attempt(student)
+        if error:
+            self.course.log.error("grading %s as zero: %s", student, error)
+            reason = f"nbgrader could not grade this notebook ({error.splitlines()[0][:300]})"
+            collected.placeholder = reason
+            nbformat.write(placeholder(self.release, reason), collected.notebook)
+            sink, error = self._attempt(student)
+            if error:
+                reasons.append(f"grading failed: {error}")
+                sink.stopped = "failed"
+        return sink
+
+    def _result(self, student: str, collected: Collected, sink: Sink, reasons: list[str],
+                tamper: list[str]) -> StudentResult:
+        if sink.stopped == "failed":
+            return StudentResult(student, 0.0, 0.0, "failed", reasons, collected.notes, tamper)
+        with self.lock:
+            score, max_score, cells = nbgrader_steps.gradebook_scores(self.course, self.assignment, self.notebook, student)
+            executed = nbgrader_steps.read_autograded(self.course, self.assignment, self.notebook, student)
+            feedback_file, feedback_problem = self._feedback(student)
+        notes = list(collected.notes)
+        if collected.placeholder:
+            reasons.append(f"not graded: {collected.placeholder}; every test scores zero")
+        elif executed is not None:
+            found, more_notes = reporting.faults(executed, sink, self.timeout, self.options.memory_limit)
+            reasons.extend(found)
+            notes.extend(more_notes)
+        if feedback_problem:
+            reasons.append(feedback_problem)
+        tamper = list(tamper)
+        tamper.extend(f"before {gid} ran: {finding} (put back)" for gid, items in sink.guard.items() for finding in items)
+        tamper.extend(f"{item}; the cell scored zero" for item in sink.integrity)
+        exercises = reporting.exercise_rows(self.assignment, student, cells, executed, sink.records)
+        status = "not graded" if collected.placeholder else "graded"
+        return StudentResult(student, score, max_score, status, reasons, notes, tamper, exercises, feedback_file)
+
+    def _feedback(self, student: str) -> tuple[str, str]:
+        try:
+            self.feedback(student)
+        except Exception as error:
+            return "", f"no feedback was written ({error})"
+        path = nbgrader_steps.feedback_path(self.course, self.assignment, self.notebook, student)
+        if not path.exists():
+            return "", "no feedback was written (nbgrader produced no file)"
+        shown = nbgrader_steps.leaked(path.read_text(encoding="utf-8"), self.hidden)
+        if shown:
+            path.unlink()
+            return "", ("feedback withheld: it would have shown hidden tests "
+                        f"({shown[0][:60]}); check the course's GenerateFeedback configuration")
+        return str(path), ""
+
+
+def _logger(out: Path) -> logging.Logger:
+    log = logging.getLogger(f"autograder.grading.{out}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if not log.handlers:
+        handler = logging.FileHandler(out / "grading.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+    return log
+
+
+@contextlib.contextmanager
+def _setenv_once(**settings):
+    for key, value in settings.items():
+        os.environ[key] = value
+    yield
+
+
+def grade_class(options: Options) -> ClassResult:
+    """Grade ``options.submissions`` for ``options.assignment`` in the nbgrader course ``options.course``."""
+    root = Path(options.course).resolve()
+    options = Options(**{**asdict(options), "submissions": Path(options.submissions).resolve(), "course": root,
+                         "out": Path(options.out or root / "exports" / options.assignment).resolve()})
+    saved_env = {key: os.environ.get(key) for key in ("PATH", "NBGRADER_EXECUTION")}
+    # nbgrader runs `alembic` by name when it creates a gradebook: it must come from this environment.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    # nbgrader's autograde sets this around each execution and then deletes it (utils.setenv, which
+    # never restores a previous value): with several threads that deletion fails. Set it once for the
+    # run instead, and make setenv leave it alone while we grade.
+    os.environ["NBGRADER_EXECUTION"] = "autograde"
+    import nbgrader.utils
+
+    original_setenv = nbgrader.utils.setenv
+    nbgrader.utils.setenv = _setenv_once
+    try:
+        with working_directory(root), warnings.catch_warnings():  # every path is absolute
+            # nbgrader's own noise (SQLAlchemy autoflush notes, nbformat's missing cell ids) is not the instructor's
+            warnings.simplefilter("ignore")
+            return _grade_class(options)
+    finally:
+        nbgrader.utils.setenv = original_setenv
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _grade_class(options: Options) -> ClassResult:
+    started = time.perf_counter()
+    from autograder.grading.course import CourseError
+
+    root, out = options.course, options.out
+    out.mkdir(parents=True, exist_ok=True)
+    log = _logger(out)
+    overrides = Config()
+    if options.timeout is not None:
+        overrides.Execute.timeout = int(options.timeout)
+    try:
+        course = Course.load(root, overrides, log)
+        course.source_notebook(options.assignment)
+    except CourseError as error:
+        raise GradingError(str(error)) from None
+    scratch = Path(tempfile.mkdtemp(prefix="autograder-grade-"))
+    grader = _Grader(options, course, out, scratch)
+    try:
+        try:
+            submissions = discover(options.submissions, options.assignment, grader.notebook, scratch)
+        except LayoutError as error:
+            raise GradingError(str(error)) from None
+        if options.student is not None:
+            chosen = [s for s in submissions if s.student == options.student]
+            if not chosen:
+                raise GradingError(f"no submission of student {options.student!r} in {options.submissions}; found: "
+                                   f"{', '.join(s.student for s in submissions[:20])}{' ...' if len(submissions) > 20 else ''}")
+            submissions = chosen
+        in_gradebook = nbgrader_steps.graded_students(course, options.assignment)
+        results: dict[str, StudentResult] = {}
+        todo: list[tuple[Submission, str]] = []
+        for submission in submissions:
+            fingerprint = submission.fingerprint()
+            saved = None if options.force else grader.up_to_date(submission, fingerprint, in_gradebook)
+            if saved is not None:
+                results[submission.student] = saved
+            else:
+                todo.append((submission, fingerprint))
+        resumed = sorted(results)
+        if todo:
+            grader.start_kernels()  # the server imports while nbgrader registers the assignment
+            try:
+                grader.register()
+            except CourseError as error:
+                raise GradingError(str(error)) from None
+            jobs = options.jobs or os.cpu_count() or 1
+            from tqdm import tqdm
+
+            with tqdm(total=len(todo), unit="notebook", desc=f"grading {options.assignment}",
+                      disable=not options.progress, dynamic_ncols=True) as bar, \
+                    ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
+                futures = {pool.submit(grader.grade_one, sub, fp): sub.student for sub, fp in todo}
+                for future in as_completed(futures):
+                    student = futures[future]
+                    try:
+                        results[student] = future.result()
+                    except Exception as error:  # a bug of ours must not cost the other students
+                        log.exception("grading %s failed", student)
+                        results[student] = StudentResult(student, 0.0, 0.0, "failed",
+                                                         [f"grading failed: {type(error).__name__}: {error}"])
+                    bar.set_postfix_str(student, refresh=False)
+                    bar.update()
+        with grader.lock:
+            files = reporting.write_exports(course, options.assignment, out, grader, results)
+        return ClassResult(options.assignment, out, [results[s] for s in sorted(results)],
+                           graded=sorted(s.student for s, _ in todo), resumed=resumed,
+                           seconds=round(time.perf_counter() - started, 1), files=files)
+    finally:
+        grader.close()
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,294 @@
+"""A synthetic class: submissions of every kind an instructor meets, built from the course's own notebooks.
+
+Every kind starts from the student release and the instructor's solutions of
+the assignment, so the generator works for any assignment of the course:
+
+- realistic work: ``correct``, ``blank``, ``partial`` (the first half of the
+  exercises done), typical mistakes (for ``02_manual_model`` the classic ones;
+  for any other assignment each exercise answered with the wrong value), a
+  correct answer that raises PyTorch ``warnings``, a ``syntax_error``, an
+  ``edited_test_cell`` and ``deleted_test_cell``;
+- faults (``pathological``): an ``endless_loop``, a ``stubborn_loop`` that
+  ignores interrupts, a kernel that dies (``os_exit``, ``segfault``), a
+  ``memory_bomb``, ``flood_output`` (megabytes of prints), a ``renamed``
+  notebook, a ``missing`` one, ``invalid_json``, an ``empty_file``, a
+  ``foreign_notebook`` of no assignment, a ``deleted_exercise`` (solution and
+  tests gone), ``kill_parent`` (kills the process that started its kernel:
+  under plain nbgrader, nbgrader itself);
+- tampering: ``tamper_check`` (replaces ``autograder.check``),
+  ``tamper_registry`` (empties the registered checks), ``tamper_torch``
+  (``torch.allclose`` always true, with wrong answers), ``tamper_traceback``
+  (hides error display) and ``always_equal`` (returns an object equal to
+  anything).
+
+``expected_kinds`` says which kinds plain ``nbgrader autograde`` handles the
+same way (the realistic ones): those are the ones the equality test and the
+benchmark compare.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from autograder.grading.executor import is_test_cell
+
+REALISTIC = ["correct", "blank", "partial", "mistake_1", "mistake_2", "mistake_3", "warnings", "syntax_error",
+             "edited_test_cell", "deleted_test_cell"]
+FAULTS = ["endless_loop", "stubborn_loop", "os_exit", "segfault", "memory_bomb", "flood_output", "renamed",
+          "missing", "invalid_json", "empty_file", "foreign_notebook", "deleted_exercise", "kill_parent"]
+TAMPERING = ["tamper_check", "tamper_registry", "tamper_torch", "tamper_traceback", "always_equal"]
+KINDS = REALISTIC + FAULTS + TAMPERING
+
+# Typical mistakes of 02_manual_model, in the learners' own words (see its check tests for more).
+MISTAKES = {
+    "02_manual_model": [
+        {"bce_loss": '''def bce_loss(probs, targets, eps=1e-7):
+    p = probs.clamp(eps, 1 - eps)
+    return -(targets * torch.log(p) + (1 - targets) * torch.log(1 - p)).mean()
+'''},
+        {"forward": '''def forward(X, W, b):
+    return X @ W + b
+'''},
+        {"sgd_step": '''def sgd_step(params, lr):
+    with torch.no_grad():
+        for p in params:
+            p -= lr * p.grad
+''', "init_params": '''def init_params(num_features, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    W = torch.rand(1, num_features, generator=generator).requires_grad_()
+    b = torch.zeros(1, requires_grad=True)
+    return W, b
+'''},
+    ],
+}
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _strip_markers(source: str) -> str:
+    return "\n".join(line for line in source.splitlines()
+                     if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line) + "\n"
+
+
+class Assignment:
+    """The release and the solutions of one assignment, and how to fill one in."""
+
+    def __init__(self, course: Path, assignment: str):
+        from autograder.grading.course import Course
+
+        self.course = Course.load(course)
+        self.name = assignment
+        source_path = self.course.source_notebook(assignment)
+        self.notebook = source_path.stem
+        release_path = self.course.folder("release") / assignment / f"{self.notebook}.ipynb"
+        if not release_path.exists():
+            raise FileNotFoundError(f"{release_path} does not exist: release the assignment first (make release)")
+        self.release = nbformat.read(release_path, as_version=4)
+        source = nbformat.read(source_path, as_version=4)
+        self.solutions = {_meta(c)["grade_id"]: _strip_markers(c.source) for c in source.cells
+                          if _meta(c).get("solution") and c.cell_type == "code"}
+        self.exercises = [gid for gid in (_meta(c).get("grade_id") for c in self.release.cells
+                                           if _meta(c).get("solution")) if gid in self.solutions]
+
+    def filled(self, answers: dict[str, str] | None = None, solved: list[str] | None = None) -> NotebookNode:
+        """The release with the ``solved`` exercises (default all) answered by the solution,
+        and ``answers`` put over them."""
+        nb = copy.deepcopy(self.release)
+        chosen = {gid: self.solutions[gid] for gid in (self.exercises if solved is None else solved)}
+        chosen.update(answers or {})
+        for cell in nb.cells:
+            gid = _meta(cell).get("grade_id")
+            if _meta(cell).get("solution") and gid in chosen:
+                cell.source = chosen[gid]
+        return nb
+
+    def index_of(self, nb: NotebookNode, grade_id: str) -> int:
+        return next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == grade_id)
+
+    def after_tests_of(self, nb: NotebookNode, exercise: str) -> int:
+        """The position just after the last test cell of ``exercise``."""
+        last = self.index_of(nb, exercise)
+        for i, cell in enumerate(nb.cells):
+            gid = _meta(cell).get("grade_id", "")
+            if is_test_cell(cell) and (gid == f"test_{exercise}" or gid.startswith(f"test_{exercise}_")):
+                last = i
+        return last + 1
+
+    def mistakes(self) -> list[dict[str, str]]:
+        if self.name in MISTAKES:
+            return MISTAKES[self.name]
+        return [{ex: self._wrong_value(ex)} for ex in self.exercises[:3]]
+
+    def _wrong_value(self, exercise: str) -> str:
+        """A generic mistake: the exercise keeps its signature and returns None."""
+        header = re.search(rf"^(def {re.escape(exercise)}\(.*?\):)", self.solutions[exercise], re.M | re.S)
+        if header:
+            return f"{header.group(1)}\n    return None\n"
+        return self.solutions[exercise].replace("return", "return None  #", 1)
+
+
+def _code(source: str) -> NotebookNode:
+    return nbformat.v4.new_code_cell(source)
+
+
+def build(a: Assignment, kind: str) -> tuple[str, bytes] | None:
+    """(file name, bytes) of one submission of ``kind``; None for a student who handed in nothing."""
+    name = f"{a.notebook}.ipynb"
+    first, second = a.exercises[0], a.exercises[min(1, len(a.exercises) - 1)]
+    nb = None
+    if kind == "correct":
+        nb = a.filled()
+    elif kind == "blank":
+        nb = copy.deepcopy(a.release)
+    elif kind == "partial":
+        nb = a.filled(solved=a.exercises[: max(1, len(a.exercises) // 2)])
+    elif kind.startswith("mistake_"):
+        mistakes = a.mistakes()
+        nb = a.filled(mistakes[(int(kind.split("_")[1]) - 1) % len(mistakes)])
+    elif kind == "warnings":
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, first), _code(
+            "import torch\n"
+            "_copy = torch.tensor(torch.ones(3))  # PyTorch warns: copy-construct with clone().detach()\n"))
+        nb.cells.insert(a.index_of(nb, first) + 1, _code(
+            f"import torch\n_{first}_answer = {first}\n\n\ndef {first}(*args, **kwargs):\n"
+            "    torch.tensor(torch.zeros(1))  # the same warning, now while the checks run\n"
+            f"    return _{first}_answer(*args, **kwargs)\n"))
+    elif kind == "syntax_error":
+        nb = a.filled({second: a.solutions[second].replace("(", "((", 1)})
+    elif kind == "edited_test_cell":
+        nb = a.filled()
+        for cell in nb.cells:
+            if is_test_cell(cell):
+                cell.source = "# the test was too strict\npass\n"
+                break
+    elif kind == "deleted_test_cell":
+        nb = a.filled({second: a.solutions[second].replace("return", "return None  #", 1)})
+        nb.cells = [c for c in nb.cells if not (is_test_cell(c) and _meta(c)["grade_id"].startswith(f"test_{second}"))]
+    elif kind == "deleted_exercise":
+        nb = a.filled()
+        nb.cells = [c for c in nb.cells if not (_meta(c).get("grade_id", "") == first
+                                                or _meta(c).get("grade_id", "").startswith(f"test_{first}"))]
+    elif kind == "endless_loop":
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, first), _code("while True:\n    pass\n"))
+    elif kind == "stubborn_loop":
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, first), _code(
+            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # ignores the interrupt\nwhile True:\n    pass\n"))
+    elif kind == "os_exit":
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, second), _code("import os\nos._exit(1)\n"))
+    elif kind == "segfault":
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, second), _code("import ctypes\nctypes.string_at(0)\n"))
+    elif kind == "kill_parent":
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, first), _code(
+            "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)  # whoever started this kernel\n"
+            "time.sleep(3)\n"))
+    elif kind == "memory_bomb":
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, first), _code(
+            "hog = []\nwhile True:\n    hog.append(b'x' * (128 * 2**20))  # 128 MB more, written, each time\n"))
+    elif kind == "flood_output":
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, first), _code(
+            "for i in range(100_000):\n    print(i, 'all work and no play ' * 4)\n"))
+    elif kind == "renamed":
+        return f"{a.notebook} (1) - Copy.ipynb", nbformat.writes(a.filled()).encode()
+    elif kind == "missing":
+        return None
+    elif kind == "invalid_json":
+        return name, nbformat.writes(a.filled()).encode()[:2000]
+    elif kind == "empty_file":
+        return name, b""
+    elif kind == "foreign_notebook":
+        other = nbformat.v4.new_notebook(cells=[_code("print('my own project')")])
+        return name, nbformat.writes(other).encode()
+    elif kind == "tamper_check":
+        nb = copy.deepcopy(a.release)
+        nb.cells.insert(a.index_of(nb, first), _code(
+            "import autograder\nautograder.check = lambda *args, **kwargs: None  # every test passes?\n"))
+    elif kind == "tamper_registry":
+        nb = copy.deepcopy(a.release)
+        nb.cells.insert(a.index_of(nb, first), _code(
+            "from autograder import registry\nregistry._load_all()\nfor group in registry._NOTEBOOKS.values():\n"
+            "    for found in group.by_exercise.values():\n        found.clear()  # no checks, no failures?\n"))
+    elif kind == "tamper_torch":
+        wrong = a.mistakes()[min(1, len(a.mistakes()) - 1)]
+        nb = a.filled(wrong)
+        nb.cells.insert(a.index_of(nb, first), _code(
+            "import torch\ntorch.allclose = lambda *args, **kwargs: True  # everything is close?\n"))
+    elif kind == "tamper_traceback":
+        nb = copy.deepcopy(a.release)
+        nb.cells.insert(a.index_of(nb, first), _code(
+            "ip = get_ipython()\nip.showtraceback = lambda *args, **kwargs: None  # no errors shown?\n"))
+    elif kind == "always_equal":
+        header = re.search(rf"^def {re.escape(first)}\(", a.solutions[first], re.M)
+        answer = (f"class _Yes:\n    def __eq__(self, other):\n        return True\n\n\n"
+                  f"def {first}(*args, **kwargs):\n    return _Yes(), _Yes()\n") if header else a.solutions[first]
+        nb = a.filled({first: answer})
+    else:
+        raise ValueError(f"unknown kind of submission {kind!r}; known: {', '.join(KINDS)}")
+    return name, nbformat.writes(nb).encode()
+
+
+def write_class(course: Path, assignment: str, to: Path, size: int = 0, kinds: list[str] | None = None,
+                layout: str = "folders", pathological: bool = True) -> dict[str, str]:
+    """Write a class to ``to`` (a folder; for ``layout='zip'`` also ``to``.zip); return {student id: kind}."""
+    a = Assignment(course, assignment)
+    kinds = kinds or (KINDS if pathological else REALISTIC)
+    count = size or len(kinds)
+    to = Path(to)
+    folder = to.with_suffix("") if layout == "zip" else to
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    students = {}
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        student = f"{kind.replace('_', '-')}-{i + 1:03d}"
+        students[student] = kind
+        built = build(a, kind)
+        if layout == "notebooks":
+            if built is not None:
+                (folder / f"{student}.ipynb").write_bytes(built[1])
+            continue
+        home = folder / student / (assignment if layout == "nbgrader" else "")
+        home.mkdir(parents=True, exist_ok=True)
+        if built is None:
+            (home / "notes.txt").write_text("I will hand in the notebook tomorrow.\n")
+            continue
+        (home / built[0]).write_bytes(built[1])
+        if layout == "nbgrader":
+            (home / "timestamp.txt").write_text("2025-01-15 12:00:00.000000 UTC\n")
+    if layout == "zip":
+        archive = folder.with_suffix(".zip")
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    zf.write(path, Path("class") / path.relative_to(folder))
+    return students
+
+
+def expected_kinds() -> list[str]:
+    """The kinds plain nbgrader grades like ``autograder grade`` (nothing to survive, nothing to see through)."""
+    return list(REALISTIC)
+
+
+def kinds_of(students: dict[str, str]) -> dict[str, list[str]]:
+    by_kind: dict[str, list[str]] = {}
+    for student, kind in students.items():
+        by_kind.setdefault(kind, []).append(student)
+    return by_kind
+

@@ -1,0 +1,137 @@
+"""How much faster `autograder grade` is than plain, sequential `nbgrader autograde`, on the same class.
+
+    make bench-grade                       # 40 submissions of 02_manual_model
+    .venv/bin/python benchmarks/bench_grade.py --size 60 --jobs 2 --breakdown
+
+Both graders get the same synthetic class (correct work, blanks, typical
+mistakes, warnings, a syntax error, edited and deleted test cells: what plain
+nbgrader handles; no endless loops, which would only measure the timeout),
+each in its own throwaway copy of the course under build/bench-grade/.
+
+- nbgrader: `nbgrader autograde ASSIGNMENT` once for the whole class (one app
+  start, then one kernel per notebook, one after the other), then
+  `nbgrader generate_feedback` and `nbgrader export`: the same outputs.
+- ours: `autograder grade ASSIGNMENT --jobs N`, which does all of that.
+
+The scores of every test cell in the two gradebooks must be identical, or the
+benchmark fails. It prints both times, the throughput ratio, and the load
+average (the machine may be shared: say so when you quote the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from autograder.grading.sample import REALISTIC, write_class  # noqa: E402
+from autograder.release import tool_env  # noqa: E402
+
+
+def make_course(where: Path) -> Path:
+    if where.exists():
+        shutil.rmtree(where)
+    where.mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", where)
+    for folder in ("solutions", "notebooks"):
+        shutil.copytree(ROOT / folder, where / folder)
+    return where
+
+
+def run(command: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=tool_env(), capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+def cell_scores(course: Path, assignment: str) -> dict[tuple[str, str], float | None]:
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for submission in gb.find_assignment(assignment).submissions:
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    scores[(submission.student.id, grade.name)] = grade.score
+    return scores
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--assignment", default="02_manual_model")
+    parser.add_argument("--size", type=int, default=40)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time ours with one job, and with cold kernels, to show where the gain comes from")
+    args = parser.parse_args()
+    if args.size < 1:
+        parser.error("--size must be positive")
+
+    work = ROOT / "build" / "bench-grade"
+    work.mkdir(parents=True, exist_ok=True)
+    python = sys.executable
+    print(f"machine: {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.1f}")
+
+    ours = make_course(work / "ours")
+    theirs = make_course(work / "nbgrader")
+    students = write_class(ROOT, args.assignment, work / "class", size=args.size, kinds=REALISTIC, layout="nbgrader")
+    shutil.copytree(work / "class", theirs / "submitted")
+    print(f"class: {len(students)} submissions of {args.assignment} ({', '.join(REALISTIC)}, in turn)")
+
+    # Registering the assignment in the gradebook is set-up, not grading: done for nbgrader before timing
+    # (our command does it inside its timed run).
+    run([python, "-m", "nbgrader", "generate_assignment", args.assignment, "--force",
+         f"--CourseDirectory.release_directory={work / 'scratch-release'}"], theirs)
+
+    timings = {}
+    timings["nbgrader autograde"] = run([python, "-m", "nbgrader", "autograde", args.assignment], theirs)
+    print(f"nbgrader autograde (sequential): {timings['nbgrader autograde']:.1f} s")
+    timings["nbgrader feedback+export"] = (
+        run([python, "-m", "nbgrader", "generate_feedback", args.assignment], theirs)
+        + run([python, "-m", "nbgrader", "export", "--to", str(theirs / "grades.csv")], theirs))
+    nbgrader_all = timings["nbgrader autograde"] + timings["nbgrader feedback+export"]
+    print(f"nbgrader generate_feedback + export: {timings['nbgrader feedback+export']:.1f} s")
+
+    autograder = str(Path(python).parent / "autograder")
+    grade = [autograder, "grade", args.assignment, "--course", str(ours), "--submissions", str(work / "class"),
+             "--no-progress"]
+    timings["ours"] = run([*grade, "--jobs", str(args.jobs)], ours)
+    print(f"autograder grade --jobs {args.jobs} (autograde + feedback + export): {timings['ours']:.1f} s")
+
+    mine, reference = cell_scores(ours, args.assignment), cell_scores(theirs, args.assignment)
+    differ = sorted(key for key in set(mine) | set(reference) if mine.get(key) != reference.get(key))
+    if differ:
+        for key in differ[:20]:
+            print(f"  DIFFERENT {key}: autograder {mine.get(key)}, nbgrader {reference.get(key)}")
+        print(f"FAIL: {len(differ)} of {len(reference)} cell scores differ")
+        return 1
+    total = sum(v or 0 for v in reference.values())
+    print(f"scores: identical for all {len(reference)} graded cells of {len(students)} students (total {total:g} points)")
+
+    if args.breakdown:
+        for label, extra in (("one job", ["--jobs", "1"]), ("cold kernels", ["--jobs", str(args.jobs), "--cold-kernels"])):
+            timings[label] = run([*grade, "--force", *extra], ours)
+            print(f"autograder grade, {label}: {timings[label]:.1f} s")
+
+    n = len(students)
+    print()
+    print(f"throughput: nbgrader {n / timings['nbgrader autograde'] * 60:.1f} notebooks/min (autograde only), "
+          f"{n / nbgrader_all * 60:.1f} (with feedback and export); autograder grade {n / timings['ours'] * 60:.1f}")
+    print(f"ratio: {timings['nbgrader autograde'] / timings['ours']:.2f}x against nbgrader autograde alone, "
+          f"{nbgrader_all / timings['ours']:.2f}x against autograde + feedback + export")
+    print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine slows both runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""`autograder grade` on one shared synthetic class that holds every kind of submission an
+instructor meets: good work, mistakes, broken files, runaway code and tampering. The class is
+graded once (in parallel, from a zip) into a throwaway nbgrader course; each test then reads what
+that run left: scores, reasons, the per-exercise breakdown, feedback, nbgrader's gradebook. A
+subset is also graded by plain `nbgrader autograde` to prove the grades identical."""
+
+import csv
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import nbformat
+import pytest
+
+from autograder.grading import nbgrader_steps
+from autograder.grading.pipeline import Options, grade_class
+from autograder.grading.sample import FAULTS, TAMPERING, write_class
+from autograder.release import tool_env
+from support import ROOT
+
+pytestmark = pytest.mark.slow
+
+A = "02_manual_model"
+TIMEOUT = 15  # seconds per cell: long enough for any real cell under load, short for the endless loops
+KINDS = ["correct", "blank", "mistake_1", "warnings", "syntax_error", "edited_test_cell", "deleted_test_cell",
+         *FAULTS, *TAMPERING]
+# What each kind earns out of 16 (init_params 3, forward 3, bce_loss 3, sgd_step 3, train_manual 4).
+EXPECTED = {
+    "correct": 16, "blank": 0, "mistake_1": 13, "warnings": 16, "edited_test_cell": 16,
+    "syntax_error": 9, "deleted_test_cell": 9,  # forward broken: its 3 points and train_manual's 4 are lost
+    "endless_loop": 16, "memory_bomb": 16, "flood_output": 16,  # stopped in an ungraded cell; nothing else lost
+    "stubborn_loop": 3,  # runs after init_params' tests; its kernel is shut down, later tests score zero
+    "os_exit": 6, "segfault": 6,  # the kernel dies after forward's tests
+    "renamed": 16, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
+    "deleted_exercise": 9,  # init_params (3) and train_manual, which needs it (4)
+    "kill_parent": 16,  # kills the kernels' fork server: a new one serves the next kernels, nothing is lost
+    "tamper_check": 0, "tamper_registry": 0, "tamper_traceback": 0,  # blank work that tries to pass anyway
+    "tamper_torch": 9, "always_equal": 9,  # the same as the honest mistakes underneath
+}
+# Each fault's reason (report.json) or note must say what happened; each number is (kind, words).
+SAYS = {
+    "endless_loop": "ran longer than 15 s", "stubborn_loop": "did not stop when interrupted",
+    "os_exit": "exited with code 1", "segfault": "SIGSEGV", "memory_bomb": "RLIMIT_AS",
+    "syntax_error": "syntax error", "invalid_json": "not valid JSON", "empty_file": "empty file",
+    "missing": "no notebook was handed in", "foreign_notebook": "not a copy of",
+    "renamed": "renamed notebook", "flood_output": "more than nbgrader keeps", "warnings": "printed warnings",
+    "edited_test_cell": "edited test cells", "deleted_test_cell": "deleted test cells",
+}
+# Compared with plain nbgrader autograde: everything it can grade, and one trick that fools it.
+WITH_NBGRADER = ["correct", "blank", "mistake_1", "warnings", "deleted_test_cell", "tamper_check"]
+
+
+def make_course(where):
+    where.mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", where)
+    for folder in ("solutions", "notebooks"):
+        shutil.copytree(ROOT / folder / A, where / folder / A)
+    return where
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("grading")
+    course = make_course(tmp / "course")
+    students = write_class(ROOT, A, tmp / "class.zip", kinds=KINDS, layout="zip")
+    options = Options(A, tmp / "class.zip", course, jobs=2, timeout=TIMEOUT, memory_limit=2 * 2**30, progress=False)
+    result = grade_class(options)
+    by_kind = {kind: student for student, kind in students.items()}
+    return {"tmp": tmp, "course": course, "options": options, "result": result, "by_kind": by_kind,
+            "students": {s.student: s for s in result.students}}
+
+
+def grades_csv(path):
+    with open(path, newline="") as stream:
+        return {row["student_id"]: row for row in csv.DictReader(stream)}
+
+
+def test_every_student_gets_a_grade_and_nothing_breaks_the_run(graded):
+    result = graded["result"]
+    assert sorted(result.graded) == sorted(graded["by_kind"].values()) and result.resumed == []
+    rows = grades_csv(result.files["grades"])
+    assert sorted(rows) == sorted(graded["by_kind"].values()), "one row per student in grades.csv"
+    assert all(s.status != "failed" for s in result.students)
+    scores = {kind: float(rows[student]["score"]) for kind, student in graded["by_kind"].items()}
+    assert scores == {kind: float(EXPECTED[kind]) for kind in KINDS}
+    assert all(row["max_score"] == "16.0" and row["assignment"] == A for row in rows.values())
+
+
+@pytest.mark.parametrize("kind", sorted(SAYS))
+def test_each_fault_gets_a_reason(graded, kind):
+    student = graded["students"][graded["by_kind"][kind]]
+    said = " | ".join(student.reasons + student.notes)
+    assert SAYS[kind] in said, f"{kind}: {said}"
+
+
+def test_faults_that_cost_points_are_reasons_and_honest_work_has_none(graded):
+    students, by_kind = graded["students"], graded["by_kind"]
+    for kind in ("correct", "blank", "mistake_1", "warnings", "renamed"):
+        assert students[by_kind[kind]].reasons == [], kind
+    for kind in ("endless_loop", "stubborn_loop", "os_exit", "segfault", "memory_bomb", "invalid_json", "missing"):
+        assert students[by_kind[kind]].reasons, kind
+    assert "os.kill" in " ".join(students[by_kind["kill_parent"]].tamper)
+
+
+def test_tampering_is_flagged_and_does_not_pay(graded):
+    students, by_kind = graded["students"], graded["by_kind"]
+    for kind in TAMPERING:
+        assert students[by_kind[kind]].tamper, f"{kind} was not flagged"
+    for kind in ("correct", "blank", "mistake_1", "warnings", "endless_loop", "flood_output"):
+        assert students[by_kind[kind]].tamper == [], f"{kind} was flagged: {students[by_kind[kind]].tamper}"
+    found = " ".join(students[by_kind["tamper_check"]].tamper)
+    assert "autograder.check" in found and "put back" in found
+    assert "registered checks" in " ".join(students[by_kind["tamper_registry"]].tamper)
+    assert "internals" in " ".join(students[by_kind["tamper_registry"]].tamper)
+    assert "torch.allclose" in " ".join(students[by_kind["tamper_torch"]].tamper)
+    assert "showtraceback" in " ".join(students[by_kind["tamper_traceback"]].tamper)
+    assert "__eq__" in " ".join(students[by_kind["always_equal"]].tamper)
+
+
+def test_the_exercise_breakdown_names_each_mistake(graded):
+    with open(graded["result"].files["exercises"], newline="") as stream:
+        rows = {(r["student_id"], r["exercise"]): r for r in csv.DictReader(stream)}
+    by_kind = graded["by_kind"]
+    assert len(rows) == 5 * len(by_kind)
+    assert rows[(by_kind["correct"], "train_manual")]["status"] == "passed"
+    bce = rows[(by_kind["mistake_1"], "bce_loss")]
+    assert (bce["points"], bce["max_points"], bce["status"], bce["code"]) == ("0", "3", "failed", "broadcast_shape")
+    assert "broadcast" in bce["reason"].lower()
+    assert rows[(by_kind["blank"], "forward")]["code"] == "not_implemented"
+    assert rows[(by_kind["stubborn_loop"], "bce_loss")]["code"] == "kernel_stopped"
+    assert rows[(by_kind["invalid_json"], "init_params")]["code"] == "not_graded"
+    assert rows[(by_kind["tamper_check"], "init_params")]["code"] == "not_implemented"
+
+
+def test_feedback_for_everyone_never_shows_hidden_tests(graded):
+    course = graded["course"]
+    source = nbformat.read(course / "solutions" / A / f"{A}.ipynb", as_version=4)
+    release = nbformat.read(course / "notebooks" / A / f"{A}.ipynb", as_version=4)
+    hidden = nbgrader_steps.hidden_lines(source, release)
+    assert hidden, "the assignment has hidden tests to protect"
+    for student in graded["students"].values():
+        html = (course / "feedback" / student.student / A / f"{A}.html").read_text(encoding="utf-8")
+        assert nbgrader_steps.leaked(html, hidden) == [], student.student
+        assert "num_features=13" not in html
+    mistake = graded["students"][graded["by_kind"]["mistake_1"]]
+    assert "broadcast" in open(mistake.feedback, encoding="utf-8").read()
+
+
+def test_the_gradebook_is_nbgraders_and_formgrader_reads_it(graded):
+    from nbgrader.apps import NbGraderAPI
+
+    from autograder.grading.course import Course, working_directory
+
+    course = graded["course"]
+    loaded = Course.load(course)
+    api = NbGraderAPI(coursedir=loaded.coursedir(), config=loaded.config)
+    with working_directory(course):
+        submissions = {s["student"]: s for s in api.get_submissions(A)}
+    rows = grades_csv(graded["result"].files["grades"])
+    assert sorted(submissions) == sorted(rows)
+    for student, submission in submissions.items():
+        assert submission["autograded"] and submission["score"] == float(rows[student]["score"])
+
+
+def test_a_second_run_resumes_and_gives_the_same_grades(graded):
+    before = graded["result"].files["grades"].read_text()
+    again = grade_class(graded["options"])
+    assert again.graded == [] and sorted(again.resumed) == sorted(graded["by_kind"].values())
+    assert again.files["grades"].read_text() == before
+
+
+def test_a_changed_submission_is_regraded_and_force_regrades_one_student(graded):
+    tmp, by_kind = graded["tmp"], graded["by_kind"]
+    changed = tmp / "class-changed.zip"
+    blank, correct = by_kind["blank"], by_kind["correct"]
+    with zipfile.ZipFile(tmp / "class.zip") as old, zipfile.ZipFile(changed, "w") as new:
+        correct_work = old.read(f"class/{correct}/{A}.ipynb")
+        for item in old.infolist():
+            new.writestr(item, correct_work if item.filename == f"class/{blank}/{A}.ipynb" else old.read(item))
+    options = graded["options"]
+    result = grade_class(Options(**{**options.__dict__, "submissions": changed}))
+    assert result.graded == [blank]
+    assert {s.student: s.score for s in result.students}[blank] == 16
+    forced = grade_class(Options(**{**options.__dict__, "submissions": changed, "student": correct, "force": True}))
+    assert forced.graded == [correct] and forced.students[0].score == 16
+    assert len(grades_csv(forced.files["grades"])) == len(by_kind), "the export still covers the whole class"
+
+
+def test_grades_equal_plain_nbgrader_autograde(graded, tmp_path):
+    """The same submitted notebooks, graded by nbgrader's own command, one after the other."""
+    course = make_course(tmp_path / "nbgrader-course")
+    by_kind = graded["by_kind"]
+    for kind in WITH_NBGRADER:
+        shutil.copytree(graded["course"] / "submitted" / by_kind[kind], course / "submitted" / by_kind[kind])
+    settings = [f"--Execute.timeout={TIMEOUT}", f"--CourseDirectory.release_directory={tmp_path / 'release'}"]
+    for command in (["generate_assignment", A, "--force"], ["autograde", A]):
+        done = subprocess.run([sys.executable, "-m", "nbgrader", *command, *settings], cwd=course, env=tool_env(),
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    def cells(root):
+        from nbgrader.api import Gradebook
+
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            return {(kind, grade.name): grade.score for kind in WITH_NBGRADER
+                    for grade in gb.find_submission_notebook(A, A, by_kind[kind]).grades}
+
+    ours, theirs = cells(graded["course"]), cells(course)
+    honest = {key: score for key, score in ours.items() if key[0] != "tamper_check"}
+    assert honest == {key: score for key, score in theirs.items() if key[0] != "tamper_check"}
+    # nbgrader's test cells import the replaced `check` and pass; ours import the real one.
+    assert sum(s for (kind, _), s in theirs.items() if kind == "tamper_check") == 16
+    assert sum(s for (kind, _), s in ours.items() if kind == "tamper_check") == 0

@@ -1,0 +1,219 @@
+"""The small steps of `autograder grade`, without running notebooks: finding submissions in a
+folder or zip, reading broken files, spotting tampering, verifying check results."""
+
+import json
+import zipfile
+
+import nbformat
+import pytest
+
+from autograder.grading.collect import read_problem, changed_test_cells
+from autograder.grading.executor import expected_checks, verify_records
+from autograder.grading.layout import LayoutError, discover, extract_zip
+from autograder.grading.pipeline import parse_size
+from autograder.grading.tamper import scan_notebook
+from autograder.registry import checks_of
+from autograder.results import CheckResult
+from support import ROOT, release_path
+
+A, NB = "02_manual_model", "02_manual_model"
+
+
+def notebook_bytes(**metadata) -> bytes:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata=metadata)])
+    return nbformat.writes(nb).encode()
+
+
+def write(path, data=b"{}"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_every_layout_is_found_and_mixed_layouts_are_fine(tmp_path):
+    write(tmp_path / "ada.ipynb", notebook_bytes())
+    write(tmp_path / "bo" / f"{NB}.ipynb", notebook_bytes())
+    write(tmp_path / "bo" / "data.csv", b"1,2\n")
+    write(tmp_path / "cy" / A / f"{NB}.ipynb", notebook_bytes())
+    write(tmp_path / "cy" / A / "timestamp.txt", b"2025-01-15 12:00:00 UTC")
+    write(tmp_path / "di" / "My copy.ipynb", notebook_bytes())
+    write(tmp_path / "ed" / "notes.txt", b"later")
+    write(tmp_path / ".DS_Store", b"")
+    write(tmp_path / "__MACOSX" / "junk", b"")
+    found = {s.student: s for s in discover(tmp_path, A, NB, tmp_path / "staging")}
+    assert sorted(found) == ["ada", "bo", "cy", "di", "ed"]
+    assert found["ada"].folder is None and found["ada"].notebook.name == "ada.ipynb"
+    assert [p.name for p in found["bo"].files()] == [f"{NB}.ipynb", "data.csv"]
+    assert found["cy"].folder.name == A and "timestamp.txt" in [p.name for p in found["cy"].files()]
+    assert found["di"].notebook.name == "My copy.ipynb" and "renamed" in found["di"].notes[0]
+    assert found["ed"].notebook is None
+
+
+def test_a_zip_is_unpacked_and_its_wrapping_folder_looked_into(tmp_path):
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("export/ada.ipynb", notebook_bytes())
+        zf.writestr(f"export/bo/{NB}.ipynb", notebook_bytes())
+    assert [s.student for s in discover(archive, A, NB, tmp_path / "staging")] == ["ada", "bo"]
+
+
+@pytest.mark.parametrize("name", ["../evil.ipynb", "/abs/evil.ipynb"])
+def test_a_zip_with_unsafe_paths_is_refused(tmp_path, name):
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(name, b"{}")
+    with pytest.raises(LayoutError, match="unsafe path"):
+        extract_zip(archive, tmp_path / "out")
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda p: write(p / "README.txt", b"hi"), "neither a student's folder"),
+    (lambda p: write(p / "bad id!.ipynb", notebook_bytes()), "not valid student ids"),
+    (lambda p: (write(p / "ada.ipynb", notebook_bytes()), write(p / "ada" / "x.ipynb", notebook_bytes())), "appears twice"),
+    (lambda p: p.mkdir(exist_ok=True), "holds no submissions"),
+    (lambda p: write(p.parent / "class.tar", b"x"), "not a .zip"),
+])
+def test_layout_errors_say_what_to_fix(tmp_path, setup, message):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    setup(folder)
+    target = tmp_path / "class.tar" if message == "not a .zip" else folder
+    with pytest.raises(LayoutError, match=message):
+        discover(target, A, NB, tmp_path / "staging")
+
+
+def test_a_missing_path_and_a_bad_zip_are_reported(tmp_path):
+    with pytest.raises(LayoutError, match="no such file"):
+        discover(tmp_path / "nowhere", A, NB, tmp_path)
+    write(tmp_path / "class.zip", b"not a zip")
+    with pytest.raises(LayoutError, match="not a readable zip"):
+        discover(tmp_path / "class.zip", A, NB, tmp_path / "staging")
+
+
+def test_several_notebooks_the_one_of_the_assignment_is_chosen(tmp_path):
+    write(tmp_path / "ada" / "scratch.ipynb", notebook_bytes())
+    write(tmp_path / "ada" / "work.ipynb", notebook_bytes(nbgrader={"grade_id": "forward"}))
+    (found,) = discover(tmp_path, A, NB, tmp_path / "staging")
+    assert found.notebook.name == "work.ipynb" and "several notebooks" in found.notes[0]
+
+
+def test_broken_files_are_named_for_what_they_are(tmp_path):
+    assert "empty file" in read_problem(write(tmp_path / "a.ipynb", b""))[1]
+    assert "not valid JSON" in read_problem(write(tmp_path / "b.ipynb", b'{"cells": ['))[1]
+    assert "not a notebook" in read_problem(write(tmp_path / "c.ipynb", json.dumps([1, 2]).encode()))[1]
+    nb, problem = read_problem(write(tmp_path / "d.ipynb", notebook_bytes()))
+    assert problem == "" and nb.cells[0].source == "x = 1"
+
+
+def test_deleted_and_edited_test_cells_are_noticed():
+    release = nbformat.read(release_path(A), as_version=4)
+    nb = nbformat.read(release_path(A), as_version=4)
+    tests = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade", False)]
+    tests[0].source = "pass"
+    nb.cells.remove(tests[1])
+    notes = changed_test_cells(nb, release)
+    assert any("deleted" in n and tests[1].metadata.nbgrader.grade_id in n for n in notes)
+    assert any("edited" in n and tests[0].metadata.nbgrader.grade_id in n for n in notes)
+
+
+TRICKS = {
+    "import autograder\nautograder.check = lambda *a, **k: None": "autograder.check",
+    "from autograder import registry\nregistry._NOTEBOOKS.clear()": "autograder.registry._NOTEBOOKS",
+    "from autograder import registry\nfor g in registry._NOTEBOOKS.values():\n    g.by_exercise.clear()": "internals",
+    "import builtins\nbuiltins.isinstance = lambda *a: True": "builtins.isinstance",
+    "__builtins__['len'] = None": "builtins",
+    "import torch as T\nT.allclose = lambda *a, **k: True": "torch.allclose",
+    "from torch import nn\nsetattr(nn.Linear, 'forward', None)": "torch.nn.Linear",
+    "ip = get_ipython()\nip.showtraceback = lambda *a: None": "showtraceback",
+    "get_ipython().events.register('pre_run_cell', print)": "events.register",
+    "import sys\nsys.modules['autograder'] = None": "sys.modules",
+    "class Yes:\n    def __eq__(self, other):\n        return True": "__eq__",
+    "class Yes:\n    __eq__ = lambda self, other: True": "__eq__",
+    "def check(*args): pass": "`check`",
+    "exec('x' + '= 1')": "exec",
+    "import ctypes": "ctypes",
+    "import gc\nfound = gc.get_objects()": "gc.get_objects",
+}
+
+
+@pytest.mark.parametrize("source", list(TRICKS))
+def test_tampering_is_flagged(source):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    found = scan_notebook(nb)
+    assert found and TRICKS[source] in found[0], found
+
+
+def test_ordinary_code_is_not_flagged():
+    source = ("import torch\nfrom torch import nn\n%matplotlib inline\nW.grad = None\n"
+              "model.weight = nn.Parameter(torch.zeros(1))\ntorch.manual_seed(0)\nlosses.append(1.0)\n"
+              "class Point:\n    def __eq__(self, other):\n        return self.x == other.x\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    assert scan_notebook(nb) == []
+
+
+def results(exercise, hidden=False, fail_at=None):
+    return [CheckResult(A, exercise, check.name, "failed" if i == fail_at else "passed", hidden=hidden)
+            for i, check in enumerate(checks_of(exercise))]
+
+
+def test_a_passing_test_cell_must_have_the_real_checks_recorded_as_passed():
+    visible = 'from autograder import check\ncheck("forward")'
+    hidden = 'from autograder import check\ncheck("forward", num_samples=31)'
+    assert expected_checks(visible) == [("forward", False)] and expected_checks(hidden) == [("forward", True)]
+    assert verify_records(visible, results("forward")) == ""
+    assert verify_records(hidden, results("forward", hidden=True)) == ""
+    assert "recorded no result" in verify_records(visible, [])
+    assert "recorded no result" in verify_records(hidden, results("forward"))  # visible results for a hidden cell
+    assert "recorded failed" in verify_records(visible, results("forward", fail_at=1))
+    assert "not those of its checks" in verify_records(visible, results("forward")[:1])
+
+
+def test_sizes():
+    assert parse_size("4G") == 4 * 2**30 and parse_size("512M") == 512 * 2**20 and parse_size("0") is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--submissions", "{tmp}/nowhere"], "no such file or folder"),
+    (["--submissions", "{tmp}", "--student", "zed"], "no submission of student 'zed'"),
+])
+def test_the_grade_command_stops_with_a_clear_message(tmp_path, capsys, args, message):
+    from autograder.cli import main
+
+    write(tmp_path / "ada.ipynb", notebook_bytes())
+    args = [a.format(tmp=tmp_path) for a in args]
+    code = main(["grade", A, "--course", str(ROOT), "--out", str(tmp_path / "out"), "--no-progress", *args])
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_an_unknown_assignment_is_named(tmp_path, capsys):
+    from autograder.cli import main
+
+    code = main(["grade", "99_nothing", "--course", str(ROOT), "--submissions", str(tmp_path), "--out", str(tmp_path)])
+    assert code == 2 and "not an assignment of this course" in capsys.readouterr().err
+
+
+def test_the_runner_refuses_to_report_when_its_own_code_was_replaced():
+    import autograder.runner as runner
+    from autograder import registry
+    from support import solution_namespace
+
+    namespace = solution_namespace(A)
+    original = runner._result
+
+    def forward(X, W, b):  # a learner's function that rewrites the runner while a check calls it
+        runner._result = lambda check, status, hidden, **details: original(check, "passed", hidden)
+        return namespace["forward"](X, W, b)
+
+    try:
+        with pytest.raises(runner.IntegrityError, match="runner._result"):
+            runner.run_checks("forward", {**namespace, "forward": forward})
+    finally:
+        runner._result = original
+    checks = registry.checks_of("forward")
+    checks.append(registry.Check(A, "forward", lambda forward: None, ("forward",), ()))
+    try:
+        with pytest.raises(runner.IntegrityError, match="not one of the course's"):
+            runner.run_checks("forward", namespace)
+    finally:
+        checks.pop()
+    assert all(r.passed for r in runner.run_checks("forward", namespace))
