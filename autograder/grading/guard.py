@@ -58,6 +58,12 @@ def _functions_of(module: types.ModuleType) -> dict:
 
 
 def _autograder_snapshot() -> dict:
+    package = sys.modules.get("autograder")
+    if package is not None:
+        # autograder loads its public names on first use; resolve them now, so that
+        # replacing one later shows as a change rather than as a first load.
+        for name in getattr(package, "__all__", ()):
+            getattr(package, name, None)
     registry = sys.modules.get("autograder.registry")
     checks = {}
     if registry is not None:
@@ -78,6 +84,10 @@ def _autograder_changes(snapshot: dict) -> list[str]:
         for key, value in namespace.items():
             if vars(module).get(key, _MISSING) is not value:
                 changes.append(f"{name}.{key} was replaced")
+        for key in vars(module).keys() - namespace.keys():
+            # A submodule imported later attaches itself to its package: that is no change.
+            if not key.startswith("__") and not isinstance(vars(module)[key], types.ModuleType):
+                changes.append(f"{name}.{key} was added")
         for key, entry in functions.items():
             if isinstance(entry[0], type):
                 if dict(vars(entry[0])) != entry[1]:
