@@ -51,11 +51,11 @@ SAYS = {
 WITH_NBGRADER = ["correct", "blank", "mistake_1", "warnings", "deleted_test_cell", "tamper_check"]
 
 
-def make_course(where):
+def make_course(where, assignment=A):
     where.mkdir(parents=True)
     shutil.copy(ROOT / "nbgrader_config.py", where)
     for folder in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / folder / A, where / folder / A)
+        shutil.copytree(ROOT / folder / assignment, where / folder / assignment)
     return where
 
 
@@ -212,3 +212,17 @@ def test_grades_equal_plain_nbgrader_autograde(graded, tmp_path):
     # nbgrader's test cells import the replaced `check` and pass; ours import the real one.
     assert sum(s for (kind, _), s in theirs.items() if kind == "tamper_check") == 16
     assert sum(s for (kind, _), s in ours.items() if kind == "tamper_check") == 0
+
+
+def test_honest_work_that_trains_and_plots_is_never_flagged(tmp_path):
+    """PyTorch and matplotlib change themselves on first use (the first optimizer rewraps
+    torch.manual_seed and its class's step; the first figure registers the inline backend's
+    hooks). In 09, both happen in the learner's cells before a test cell: none of it is tampering."""
+    assignment = "09_capstone"
+    course = make_course(tmp_path / "course", assignment)
+    students = write_class(ROOT, assignment, tmp_path / "class", kinds=["correct", "blank"], layout="folders")
+    result = grade_class(Options(assignment, tmp_path / "class", course, jobs=2, timeout=60, progress=False))
+    by_kind = {kind: student for student, kind in students.items()}
+    graded = {s.student: s for s in result.students}
+    assert [s.tamper for s in result.students] == [[], []]
+    assert graded[by_kind["correct"]].score == graded[by_kind["correct"]].max_score == 10

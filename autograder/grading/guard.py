@@ -129,14 +129,33 @@ def _shell():
         return None
 
 
+_LIBRARIES_WITH_HOOKS = ("matplotlib", "matplotlib_inline", "IPython", "ipykernel", "ipywidgets")
+
+
+def _from_a_library(callback) -> bool:
+    module = getattr(getattr(callback, "__func__", callback), "__module__", None) or ""
+    return module.split(".")[0] in _LIBRARIES_WITH_HOOKS
+
+
 def _method_identity(obj, name):
     value = getattr(obj, name, None)
     return getattr(value, "__func__", value)
 
 
+def _settle_libraries() -> None:
+    """Let PyTorch make the changes it makes to itself on first use, so that they are not
+    mistaken for the learner's: the first optimizer imports torch._dynamo (which rewraps
+    torch.manual_seed) and wraps its class's step method for the profiler."""
+    import torch
+    import torch._dynamo  # noqa: F401
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
 def install(results: str) -> str:
     """Remember how things are before any of the learner's code runs."""
     global _state
+    _settle_libraries()
     shell = _shell()
     kernel = getattr(shell, "kernel", None)
     _state = {
@@ -191,9 +210,13 @@ def before_test_cell(nonce: str) -> str:
                 found.append(f"the kernel's {name} were changed")
                 setattr(shell, name, list(original))
         for event, callbacks in state["events"].items():
-            if list(shell.events.callbacks.get(event, [])) != callbacks:
+            current = list(shell.events.callbacks.get(event, []))
+            added = [callback for callback in current if callback not in callbacks]
+            if any(callback not in current for callback in callbacks) or not all(map(_from_a_library, added)):
                 found.append(f"callbacks of the kernel's {event} event were changed")
                 shell.events.callbacks[event] = list(callbacks)
+            else:  # matplotlib's inline backend registers its hooks with the first figure
+                callbacks[:] = current
     kernel = state["kernel"]
     if kernel is not None:
         for name, original in state["kernel_methods"].items():

@@ -128,7 +128,9 @@ def _preload(source: nbformat.NotebookNode, assignment: str) -> list[str]:
 
     from autograder.grading.tamper import _python
 
-    wanted = ["ipykernel.kernelapp", "autograder", f"autograder.checks.{assignment}"]
+    # torch._dynamo is imported by torch.optim the first time an optimizer is built, and then
+    # rewraps torch.manual_seed: loaded here, it costs the notebooks nothing and changes nothing.
+    wanted = ["ipykernel.kernelapp", "autograder", f"autograder.checks.{assignment}", "torch._dynamo"]
     for cell in source.cells:
         if cell.cell_type == "code":
             try:
