@@ -217,3 +217,24 @@ def test_the_runner_refuses_to_report_when_its_own_code_was_replaced():
     finally:
         checks.pop()
     assert all(r.passed for r in runner.run_checks("forward", namespace))
+
+
+def test_only_pytorchs_own_rewraps_are_accepted_as_harmless():
+    import functools
+
+    import torch
+    from autograder.grading.guard import _rewrapped_by_torch
+
+    original = torch.manual_seed
+
+    @functools.wraps(original)
+    def learners_wrapper(seed):
+        return original(0)
+
+    assert not _rewrapped_by_torch(learners_wrapper, original), "a learner's wrapper must still be flagged"
+    assert not _rewrapped_by_torch(None, original), "a deleted attribute must still be flagged"
+    import torch._dynamo  # noqa: F401  (PyTorch rewraps torch.manual_seed when this loads)
+
+    rewrapped = torch.manual_seed
+    assert hasattr(rewrapped, "__wrapped__"), "PyTorch no longer rewraps manual_seed: the rule may be unneeded"
+    assert _rewrapped_by_torch(rewrapped, rewrapped.__wrapped__)

@@ -129,6 +129,17 @@ def _shell():
         return None
 
 
+def _rewrapped_by_torch(new, old) -> bool:
+    """PyTorch rewraps some of its own functions on first use: the first optimizer imports
+    torch._dynamo, which wraps torch.manual_seed, and wraps its class's step for the profiler.
+    Such a wrapper holds the original as ``__wrapped__`` and its code lives in torch itself."""
+    import torch
+
+    code = getattr(getattr(new, "__func__", new), "__code__", None)
+    return (getattr(new, "__wrapped__", None) is old and code is not None
+            and code.co_filename.startswith(os.path.dirname(torch.__file__) + os.sep))
+
+
 _LIBRARIES_WITH_HOOKS = ("matplotlib", "matplotlib_inline", "IPython", "ipykernel", "ipywidgets")
 
 
@@ -142,20 +153,9 @@ def _method_identity(obj, name):
     return getattr(value, "__func__", value)
 
 
-def _settle_libraries() -> None:
-    """Let PyTorch make the changes it makes to itself on first use, so that they are not
-    mistaken for the learner's: the first optimizer imports torch._dynamo (which rewraps
-    torch.manual_seed) and wraps its class's step method for the profiler."""
-    import torch
-    import torch._dynamo  # noqa: F401
-
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-
-
 def install(results: str) -> str:
     """Remember how things are before any of the learner's code runs."""
     global _state
-    _settle_libraries()
     shell = _shell()
     kernel = getattr(shell, "kernel", None)
     _state = {
@@ -185,7 +185,9 @@ def before_test_cell(nonce: str) -> str:
     for label, space, original in state["namespaces"]:
         current = vars(space)
         for key, value in original.items():
-            if current.get(key, _MISSING) is not value:
+            if current.get(key, _MISSING) is not value and _rewrapped_by_torch(current.get(key), value):
+                original[key] = current[key]
+            elif current.get(key, _MISSING) is not value:
                 found.append(f"{label}.{key} was replaced")
                 try:
                     setattr(space, key, value)

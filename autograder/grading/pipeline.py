@@ -128,9 +128,7 @@ def _preload(source: nbformat.NotebookNode, assignment: str) -> list[str]:
 
     from autograder.grading.tamper import _python
 
-    # torch._dynamo is imported by torch.optim the first time an optimizer is built, and then
-    # rewraps torch.manual_seed: loaded here, it costs the notebooks nothing and changes nothing.
-    wanted = ["ipykernel.kernelapp", "autograder", f"autograder.checks.{assignment}", "torch._dynamo"]
+    wanted = ["ipykernel.kernelapp", "autograder", f"autograder.checks.{assignment}"]
     for cell in source.cells:
         if cell.cell_type == "code":
             try:
