@@ -12,10 +12,9 @@ from autograder.checks._support import (
     biggest_gap,
     describe,
     expect_shape,
-    explain_parameter_count,
+    expect_parameter_count,
     instantiate,
     is_close,
-    parameter_count,
     shape_text,
 )
 from autograder.registry import Checks
@@ -46,11 +45,8 @@ def has_a_linear_attribute_from_num_features_to_1(SimpleModel, num_features=5):
 @checks.of("SimpleModel")
 def has_one_weight_per_feature_plus_a_bias(SimpleModel, num_features=5):
     model = instantiate(SimpleModel, num_features, what="SimpleModel")
-    found, expected = parameter_count(model), num_features + 1
-    hint, code = explain_parameter_count(model, expected, found)
-    expect(found == expected,
-           f"SimpleModel({num_features}) has {found} parameters; expected {expected} "
-           f"({num_features} weights and 1 bias).{hint}", code)
+    expect_parameter_count(model, num_features + 1, f"SimpleModel({num_features})",
+                           f" ({num_features} weights and 1 bias)")
 
 
 @checks.of("SimpleModel")

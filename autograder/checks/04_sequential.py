@@ -12,7 +12,7 @@ from autograder.checks._support import (
     as_tensor,
     biggest_gap,
     describe,
-    explain_parameter_count,
+    expect_parameter_count,
     instantiate,
     is_close,
     parameter_count,
@@ -38,12 +38,10 @@ def _expect_linear(layer, n_in: int, n_out: int, where: str) -> None:
 
 
 def _expect_two_layer_count(model: nn.Module, name: str, num_features: int, hidden: int) -> None:
-    expected = num_features * hidden + hidden + hidden + 1
-    found = parameter_count(model)
-    hint, code = explain_parameter_count(model, expected, found)
-    expect(found == expected,
-           f"{name}({num_features}, hidden={hidden}) has {found} parameters; expected {expected}: "
-           f"{num_features}·{hidden} + {hidden} in the hidden layer and {hidden} + 1 in the output layer.{hint}", code)
+    expect_parameter_count(model, num_features * hidden + hidden + hidden + 1,
+                           f"{name}({num_features}, hidden={hidden})",
+                           f": {num_features}·{hidden} + {hidden} in the hidden layer and {hidden} + 1 in the output "
+                           "layer")
 
 
 def _expect_two_layer_output(out, X, linear1: nn.Linear, linear2: nn.Linear, name: str) -> None:
@@ -303,12 +301,8 @@ def computes_the_layers_in_order(make_mlp, sizes=(6, 5, 4, 3), num_samples=8, se
     expect(tuple(out.shape) == (num_samples, sizes[-1]),
            f"the network maps a batch of shape {shape_text(X.shape)} to {shape_text(out.shape)}; expected "
            f"({num_samples}, {sizes[-1]}).", "wrong_shape")
-    expected_count = summary(_reference_mlp(sizes), verbose=0).total_params
-    found = parameter_count(network)
-    hint, code = explain_parameter_count(network, expected_count, found)
-    expect(found == expected_count,
-           f"make_mlp({list(sizes)}) has {found} parameters; torchinfo counts {expected_count} for this MLP.{hint}",
-           code)
+    expect_parameter_count(network, summary(_reference_mlp(sizes), verbose=0).total_params,
+                           f"make_mlp({list(sizes)})", ", as torchinfo counts for this MLP")
 
 
 @checks.of("make_mlp")

@@ -14,12 +14,11 @@ from autograder.checks._support import (
     as_tensor,
     biggest_gap,
     describe,
-    explain_parameter_count,
+    expect_parameter_count,
     instantiate,
     is_close,
     is_finite,
     number,
-    parameter_count,
     shape_text,
 )
 from autograder.data import load_digits
@@ -135,12 +134,8 @@ def maps_N_by_64_images_to_N_by_10_logits(DigitsClassifier, hidden=32, num_sampl
 @checks.of("DigitsClassifier")
 def counts_64h_plus_h_plus_10h_plus_10_parameters(DigitsClassifier, hidden=32, seed=0):
     model = _classifier(DigitsClassifier, hidden, seed)
-    expected = 64 * hidden + hidden + 10 * hidden + 10
-    found = parameter_count(model)
-    hint, code = explain_parameter_count(model, expected, found)
-    expect(found == expected,
-           f"DigitsClassifier(hidden={hidden}) has {found} parameters; expected {expected} = 64·{hidden} + {hidden} "
-           f"(hidden layer) + 10·{hidden} + 10 (output layer).{hint}", code)
+    expect_parameter_count(model, 64 * hidden + hidden + 10 * hidden + 10, f"DigitsClassifier(hidden={hidden})",
+                           f" = 64·{hidden} + {hidden} (hidden layer) + 10·{hidden} + 10 (output layer)")
 
 
 @checks.of("DigitsClassifier")

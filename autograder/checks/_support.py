@@ -152,3 +152,11 @@ def explain_parameter_count(model: nn.Module, expected: int, found: int) -> tupl
     if found == 0:
         return (" Nothing is registered: assign layers as attributes of self in __init__.", "not_registered")
     return "", "wrong_parameter_count"
+
+
+def expect_parameter_count(model: nn.Module, expected: int, what: str, breakdown: str = "") -> None:
+    """Fail unless ``model`` has ``expected`` parameters, naming the likely cause when it can be told.
+    ``breakdown`` follows the expected number in the message, to show where it comes from."""
+    found = parameter_count(model)
+    hint, code = explain_parameter_count(model, expected, found)
+    expect(found == expected, f"{what} has {found} parameters; expected {expected}{breakdown}.{hint}", code)

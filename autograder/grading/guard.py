@@ -185,14 +185,17 @@ def before_test_cell(nonce: str) -> str:
     for label, space, original in state["namespaces"]:
         current = vars(space)
         for key, value in original.items():
-            if current.get(key, _MISSING) is not value and _rewrapped_by_torch(current.get(key), value):
-                original[key] = current[key]
-            elif current.get(key, _MISSING) is not value:
-                found.append(f"{label}.{key} was replaced")
-                try:
-                    setattr(space, key, value)
-                except (TypeError, AttributeError):
-                    pass
+            now = current.get(key, _MISSING)
+            if now is value:
+                continue
+            if _rewrapped_by_torch(now, value):
+                original[key] = now
+                continue
+            found.append(f"{label}.{key} was replaced")
+            try:
+                setattr(space, key, value)
+            except (TypeError, AttributeError):
+                pass
     changes = _autograder_changes(state["autograder"])
     if changes:
         found.extend(changes)
