@@ -20,10 +20,13 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
+from time import monotonic
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
+from nbclient.util import ensure_async
 from nbformat import NotebookNode
 from nbgrader.utils import determine_grade, is_grade, is_solution
 
@@ -32,6 +35,8 @@ from autograder.results import CheckResult
 from autograder.runner import RESULTS_ENV
 
 DEFAULT_CELL_TIMEOUT = 60
+# How long an interrupted cell may take to stop before its kernel is given up on.
+INTERRUPT_GRACE = 10
 # The errors the runner writes into cells itself, for nbgrader's rule to score them zero.
 TIMEOUT_ERROR = "CellTimeoutError"
 KERNEL_DIED = "KernelDied"
@@ -44,6 +49,10 @@ _QUIET_LOG.propagate = False
 
 class NotebookError(Exception):
     """A notebook that cannot be read or does not belong to the course."""
+
+
+class _KernelStuck(Exception):
+    """An interrupted cell went on running: every later cell would only wait out its own time limit."""
 
 
 @dataclass
@@ -182,7 +191,8 @@ def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CEL
     """Run every cell; return the executed copy, the check results of each cell, and what went wrong.
 
     A cell that runs longer than ``timeout`` seconds is interrupted, gets a
-    ``CellTimeoutError`` as its output, and the run goes on with the next cell.
+    ``CellTimeoutError`` as its output, and the run goes on with the next cell;
+    when the interrupt does not stop it, the run ends there, as below.
     When the kernel dies, the cell it died in and every test cell that never ran
     get an error output saying so (nbgrader would score an unrun test cell as
     passed), and the verdicts already known are kept.
@@ -200,7 +210,7 @@ def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CEL
         results_path.touch()
         offset = 0
 
-        def collect(cell, cell_index, execute_reply):
+        async def collect(cell, cell_index, execute_reply):
             nonlocal offset
             with open(results_path, encoding="utf-8") as stream:
                 stream.seek(offset)
@@ -214,6 +224,8 @@ def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CEL
                 # The interrupt may already have left a bare KeyboardInterrupt here; the timeout says more.
                 cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
                 cell.outputs.append(_error_output(TIMEOUT_ERROR, content["evalue"]))
+                if not await _kernel_answers(client, INTERRUPT_GRACE):
+                    raise _KernelStuck
                 faults.append(f"{cell_label(nb, cell_index)} ran longer than {timeout} s and was stopped; "
                               "the run went on with the next cell")
 
@@ -238,23 +250,43 @@ def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CEL
             died = started[-1] if started else 0
             faults.append(f"the kernel (the Python process that runs the notebook) died while running "
                           f"{cell_label(nb, died)}; the cells after it did not run")
-            _mark_unrun(nb, died)
+            nb.cells[died].outputs.append(_error_output(
+                KERNEL_DIED, "the kernel died while running this cell (a crash in native code, running out of "
+                             "memory, or os._exit() stops the whole Python process)."))
+            _mark_unrun(nb, died, "the kernel died earlier")
+        except _KernelStuck:
+            stuck = started[-1]
+            faults.append(f"{cell_label(nb, stuck)} ran longer than {timeout} s and did not stop when interrupted "
+                          "(does it catch KeyboardInterrupt, or ignore SIGINT?); its kernel was shut down and the "
+                          "cells after it did not run")
+            _mark_unrun(nb, stuck, "the kernel was shut down earlier, as it would not stop")
     return nb, results, faults
+
+
+async def _kernel_answers(client: NotebookClient, within: float) -> bool:
+    """Whether the kernel, just interrupted, gets back to answering requests within ``within`` seconds."""
+    msg_id = client.kc.execute("", silent=True, store_history=False, allow_stdin=False)
+    deadline = monotonic() + within
+    while (left := deadline - monotonic()) > 0:
+        try:
+            msg = await ensure_async(client.kc.shell_channel.get_msg(timeout=left))
+        except Empty:
+            break
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return True
+    client.shutdown_kernel = "immediate"  # a graceful shutdown would wait on the stuck cell
+    return False
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
-def _mark_unrun(nb: NotebookNode, died: int) -> None:
-    """Give the cell the kernel died in, and every test cell after it, an error that says why."""
-    nb.cells[died].outputs.append(_error_output(
-        KERNEL_DIED, "the kernel died while running this cell (a crash in native code, running out of memory, "
-                     "or os._exit() stops the whole Python process)."))
-    for cell in nb.cells[died + 1:]:
+def _mark_unrun(nb: NotebookNode, last: int, why: str) -> None:
+    """Give every test cell after the last one that ran an error that says why it did not run."""
+    for cell in nb.cells[last + 1:]:
         if is_test_cell(cell):
-            cell.outputs = [_error_output(NOT_RUN, f"this test did not run: the kernel died earlier, "
-                                                   f"in {cell_label(nb, died)}.")]
+            cell.outputs = [_error_output(NOT_RUN, f"this test did not run: {why}, in {cell_label(nb, last)}.")]
 
 
 def _exercise_names() -> set[str]:

@@ -67,6 +67,29 @@ def test_a_dead_kernel_keeps_known_verdicts_and_gives_nothing_for_cells_that_nev
     assert nb.cells[4].outputs == [], "only test cells are marked as not run"
 
 
+STUBBORN = new_notebook(cells=[
+    new_code_cell("x = 1"),
+    graded_cell("assert x == 1", "test_forward"),
+    solution_cell("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)",
+                  "bce_loss"),
+    graded_cell("assert x == 1", "test_bce_loss"),
+    new_code_cell("y = 2"),
+    graded_cell("assert x == 1", "test_sgd_step", points=3),
+])
+
+
+def test_a_cell_that_ignores_the_interrupt_ends_the_run_instead_of_stalling_every_later_cell(tmp_path):
+    nb, _, faults = execute(STUBBORN, tmp_path, timeout=2)
+    assert len(faults) == 1
+    assert faults[0].startswith("cell 3 (exercise bce_loss) ran longer than 2 s and did not stop when interrupted"), \
+        faults[0]
+    verdicts = {v.grade_id: (v.points, v.max_points) for v in grade_cells(nb)}
+    assert verdicts == {"test_forward": (2, 2), "test_bce_loss": (0, 2), "test_sgd_step": (0, 3)}
+    assert nb.cells[2].outputs[-1].ename == "CellTimeoutError"
+    assert [o.ename for o in nb.cells[5].outputs] == ["NotRun"]
+    assert "as it would not stop, in cell 3" in nb.cells[5].outputs[0].evalue
+
+
 def test_cells_are_named_by_position_and_exercise():
     assert cell_label(DYING, 1) == "cell 2 (the test of forward)"
     assert cell_label(DYING, 2) == "cell 3 (exercise bce_loss)"
