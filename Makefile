@@ -10,6 +10,9 @@ PYTEST_ARGS ?=
 LAB_ARGS ?=
 # Tools that nbgrader calls by name (alembic) must come from the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
+# The venv's python3 kernel (the one with torch) wins over a python3 kernel installed for
+# the user elsewhere, even where the venv is not owned by whoever runs make.
+export JUPYTER_PREFER_ENV_PATH := 1
 
 .PHONY: help install lab check test release bench clean grade demo-grade bench-grade
 
