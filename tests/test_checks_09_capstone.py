@@ -183,14 +183,19 @@ def confusion_by_index_put(model, loader, num_classes=10):
     return matrix
 
 
-def confusion_by_sklearn(model, loader, num_classes=10):
+def targets_and_predictions(model, loader):
     model.eval()
     targets, predictions = [], []
     with torch.no_grad():
         for xb, yb in loader:
             targets += yb.tolist()
             predictions += model(xb).argmax(1).tolist()
-    return torch.tensor(sklearn_confusion_matrix(targets, predictions, labels=list(range(num_classes))))
+    return targets, predictions
+
+
+def confusion_by_sklearn(model, loader, num_classes=10):
+    return torch.tensor(sklearn_confusion_matrix(*targets_and_predictions(model, loader),
+                                                 labels=list(range(num_classes))))
 
 
 def confusion_transposed(model, loader, num_classes=10):
@@ -226,13 +231,7 @@ def confusion_rebuilt_every_batch(model, loader, num_classes=10):
 
 
 def confusion_of_the_classes_seen(model, loader, num_classes=10):
-    model.eval()
-    targets, predictions = [], []
-    with torch.no_grad():
-        for xb, yb in loader:
-            targets += yb.tolist()
-            predictions += model(xb).argmax(1).tolist()
-    return torch.tensor(sklearn_confusion_matrix(targets, predictions))
+    return torch.tensor(sklearn_confusion_matrix(*targets_and_predictions(model, loader)))
 
 
 def confusion_as_floats(model, loader, num_classes=10):

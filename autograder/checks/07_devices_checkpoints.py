@@ -362,13 +362,19 @@ def saves_what_it_takes_to_resume_exactly(save_checkpoint, epoch=3, seed=0):
                "a model restored from your checkpoint computes other outputs than the saved one: save "
                "model.state_dict() (it holds the buffers too, such as batch norm's running statistics).",
                "model_state_wrong")
-        more = _data(seed + 1, 3)
-        _train(model, optimizer, more)
-        _train(restored, restored_optimizer, more)
-        expect(_same_weights(model, restored),
-               f"after restoring your checkpoint, three more steps of {'Adam' if kind == 'adam' else 'SGD with momentum'} "
-               "end on other weights than the uninterrupted run: the optimizer's state is missing or stale. Save "
-               "optimizer.state_dict().", "optimizer_not_restored")
+        _expect_training_resumes_exactly(
+            (model, optimizer), (restored, restored_optimizer), kind, seed, "after restoring your checkpoint",
+            "the optimizer's state is missing or stale. Save optimizer.state_dict().")
+
+
+def _expect_training_resumes_exactly(uninterrupted, resumed, kind: str, seed: int, when: str, advice: str) -> None:
+    """Three more steps from the saved run and from the resumed one must end on the same weights."""
+    more = _data(seed + 1, 3)
+    _train(*uninterrupted, more)
+    _train(*resumed, more)
+    expect(_same_weights(uninterrupted[0], resumed[0]),
+           f"{when}, three more steps of {'Adam' if kind == 'adam' else 'SGD with momentum'} end on other weights "
+           f"than the uninterrupted run: {advice}", "optimizer_not_restored")
 
 
 @contextlib.contextmanager
@@ -422,13 +428,9 @@ def restores_the_optimizer_so_training_resumes_exactly(load_checkpoint, epoch=3,
             fresh = _model(seed + 1)
             fresh_optimizer = _optimizer(kind, fresh)
             _load(load_checkpoint, path, fresh, fresh_optimizer)
-        more = _data(seed + 1, 3)
-        _train(model, optimizer, more)
-        _train(fresh, fresh_optimizer, more)
-        expect(_same_weights(model, fresh),
-               f"after load_checkpoint, three more steps of {'Adam' if kind == 'adam' else 'SGD with momentum'} end "
-               "on other weights than the uninterrupted run: the optimizer's state was not restored. Call "
-               "optimizer.load_state_dict(checkpoint['optimizer_state_dict']).", "optimizer_not_restored")
+        _expect_training_resumes_exactly(
+            (model, optimizer), (fresh, fresh_optimizer), kind, seed, "after load_checkpoint",
+            "the optimizer's state was not restored. Call optimizer.load_state_dict(checkpoint['optimizer_state_dict']).")
 
 
 @checks.of("load_checkpoint")
