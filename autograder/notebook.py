@@ -45,15 +45,17 @@ class CheckResults(list):
         pass
 
 
-def check(exercise: str, /, **inputs) -> CheckResults:
+def check(exercise: str, /, *, hidden: bool | None = None, **inputs) -> CheckResults:
     """Check ``exercise`` against the calling notebook's variables.
 
     Keyword arguments are fresh inputs for the checks (other sizes, seeds or
-    values); hidden tests use them.
+    values); hidden tests use them. A hidden test (``hidden=True``, or any
+    fresh input) also runs the instructor's checks, where they are installed.
     """
     __tracebackhide__ = True
     namespace = sys._getframe(1).f_globals
-    results = CheckResults(run_checks(exercise, namespace, inputs, hidden=bool(inputs)))
+    hidden = bool(inputs) if hidden is None else hidden
+    results = CheckResults(run_checks(exercise, namespace, inputs, hidden=hidden))
     if all(result.status == PASSED for result in results):
         print(report(exercise, results))
         return results

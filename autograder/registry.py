@@ -14,6 +14,15 @@ A check is a plain pytest-style function. Parameters without a default name
 objects of the learner's notebook (an exercise, or a helper it relies on);
 parameters with a default are inputs, which a hidden test may replace with
 fresh values: ``check("init_params", num_features=13, seed=7)``.
+
+Public and instructor checks. The modules in ``autograder/checks/`` are
+public: they ship to students (``autograder pack``) and test properties of an
+answer, never by computing the answer. Checks that need the answer (a reference
+implementation, hidden data) live in ``autograder/checks/instructor/``, one
+module per notebook with the same name, declared with
+``Checks("02_manual_model", instructor=True)``. They join the notebook's
+public checks, run only in hidden test cells, and never leave the course.
+Every exercise keeps at least one public check, so that the student pack knows it.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ class Check:
     func: Callable
     needs: tuple[str, ...]
     inputs: tuple[str, ...]
+    instructor: bool = False
 
     @property
     def name(self) -> str:
@@ -41,17 +51,23 @@ class Check:
 class Checks:
     """The checks of one notebook, in the order they are declared."""
 
-    def __init__(self, notebook: str):
+    def __init__(self, notebook: str, *, instructor: bool = False):
         self.notebook = notebook
-        self.by_exercise: dict[str, list[Check]] = {}
-        _NOTEBOOKS[notebook] = self
+        self.instructor = instructor
+        owner = _NOTEBOOKS.get(notebook)
+        if instructor and owner is not None:
+            # An instructor module adds its checks to the notebook's own list, after the public ones.
+            self.by_exercise = owner.by_exercise
+        else:
+            self.by_exercise: dict[str, list[Check]] = {}
+            _NOTEBOOKS[notebook] = self
 
     def of(self, exercise: str) -> Callable[[Callable], Callable]:
         def register(func: Callable) -> Callable:
             params = inspect.signature(func).parameters.values()
             needs = tuple(p.name for p in params if p.default is inspect.Parameter.empty)
             inputs = tuple(p.name for p in params if p.default is not inspect.Parameter.empty)
-            check = Check(self.notebook, exercise, func, needs, inputs)
+            check = Check(self.notebook, exercise, func, needs, inputs, self.instructor)
             self.by_exercise.setdefault(exercise, []).append(check)
             return func
 
@@ -69,8 +85,15 @@ def _load_all() -> None:
     import autograder.checks as package
 
     for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if not module.name.startswith("_"):
+        if not module.name.startswith("_") and not module.ispkg:
             importlib.import_module(f"{package.__name__}.{module.name}")
+    try:  # absent from the student pack
+        instructor = importlib.import_module(f"{package.__name__}.instructor")
+    except ModuleNotFoundError:
+        return
+    for module in sorted(pkgutil.iter_modules(instructor.__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{instructor.__name__}.{module.name}")
 
 
 def notebooks() -> list[str]:
