@@ -434,3 +434,28 @@ def test_the_hidden_spirals_are_other_data_than_the_notebook_shows():
     import importlib
     hidden = importlib.import_module("autograder.checks.instructor.04_sequential")
     assert not set(hidden._HIDDEN_SPIRALS) & {0, 1, 5, 6}
+
+
+def mlp_without_biases(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out, bias=False), activation()]
+    return nn.Sequential(*layers[:-1])
+
+
+def mlp_sizes_reversed(sizes, activation=nn.ReLU):
+    return mlp_ordered_dict(list(reversed(sizes)), activation)
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (mlp_without_biases, "missing_bias"),
+    (mlp_sizes_reversed, "wrong_layer_size"),
+])
+def test_make_mlp_layer_clause_mistakes_are_diagnosed(wrong, code):
+    assert_caught("make_mlp", ns(make_mlp=wrong), code)
+
+
+def test_a_parameter_count_returned_as_a_float_is_caught():
+    assert_caught("mlp_param_count", ns(mlp_param_count=lambda sizes: float(count_with_a_loop(sizes))), "wrong_type")
