@@ -127,7 +127,9 @@ def _sample_class(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autograder", description="torch.nn, step by step: check, grade and release the course's notebooks.")
+    instructor = importlib.util.find_spec("autograder.grading") is not None  # absent from the student pack
+    parser = argparse.ArgumentParser(prog="autograder", description="torch.nn, step by step: " + (
+        "check, grade and release the course's notebooks." if instructor else "set up and check your notebooks."))
     commands = parser.add_subparsers(dest="command", required=True)
 
     workspace = commands.add_parser("workspace", help="copy released notebooks you have not started yet into my-work/")
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dir", metavar="DIR", help="your workspace, without PATH (default: my-work)")
     check.set_defaults(run=_check)
 
-    if importlib.util.find_spec("autograder.grading") is not None:  # absent from the student pack
+    if instructor:
         _add_instructor_commands(commands)
     return parser
 
