@@ -36,14 +36,18 @@ def pack(tmp_path_factory):
     return build_pack(ROOT, tmp_path_factory.mktemp("dist"))
 
 
-def _texts(folder: Path) -> dict[str, str]:
+def _texts(folder: Path) -> dict[str, set[str]]:
+    """Each text file of the pack as the set of its lines, stripped: a solution's line of code
+    counts as shipped when some file holds it as a line of its own (a message that merely
+    quotes it, as a hint does, is not code)."""
     texts = {}
     for path in folder.rglob("*"):
         if path.is_file() and ".venv" not in path.parts:
             try:
-                texts[str(path.relative_to(folder))] = path.read_text(encoding="utf-8")
+                lines = path.read_text(encoding="utf-8").splitlines()
             except UnicodeDecodeError:
-                pass
+                continue
+            texts[str(path.relative_to(folder))] = {line.strip() for line in lines}
     return texts
 
 
@@ -105,7 +109,7 @@ def test_the_pack_holds_no_instructor_code(pack):
     for module in instructor.glob("[!_]*.py"):
         for line in module.read_text(encoding="utf-8").splitlines():
             if line.startswith("def ") and not line.startswith("def _"):
-                leaks = [name for name, text in texts.items() if line in text]
+                leaks = [name for name, lines in texts.items() if line in lines]
                 assert not leaks, f"the instructor check `{line}` is in {leaks}"
     # Everything that ships is the course's own file, unchanged: the same public verdicts.
     for relative in student_package_files():
@@ -121,7 +125,7 @@ def test_the_pack_holds_no_solution_code_and_no_hidden_test(pack, notebook):
                              ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS", "hidden test")):
         for line in _secret_lines(notebook, begin, end):
             leaks.extend(f"{what} line in {', '.join(names)}: {line}" for names in
-                         [[name for name, text in texts.items() if line in text]] if names)
+                         [[name for name, lines in texts.items() if line in lines]] if names)
     assert not leaks, f"{notebook}'s answers are in the pack:\n" + "\n".join(leaks)
 
 
