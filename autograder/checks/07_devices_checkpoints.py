@@ -583,15 +583,17 @@ def tiny_outcome(train_tiny_model, seed: int, val_fraction: float, where: str) -
            f"the tensors of your model's state_dict take {size:,} bytes; the budget is {TINY_BYTES:,}. Fewer numbers, "
            "or fewer bytes per number.", "over_byte_budget")
     model.eval()
+    device = next(model.parameters(), torch.empty(0)).device  # a learner's model may live on a GPU
     with torch.no_grad():
         try:
-            logits = model(X[held_out])
+            logits = model(X[held_out].to(device))
         except RuntimeError as exc:
             fail(f"your model cannot take float32 inputs of shape ({len(held_out)}, 64): {str(exc)[:200]}. If it "
                  "stores its weights in another dtype, convert the input inside forward.", "wrong_input")
     if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (len(held_out), 10):
         fail(f"your model should return logits of shape ({len(held_out)}, 10); it returned {describe(logits)}.",
              "wrong_shape")
+    logits = logits.cpu()
     accuracy = float((logits.float().argmax(dim=1) == y[held_out]).float().mean())
     expect(accuracy >= TINY_ACCURACY,
            f"your model classifies {accuracy:.1%} of {len(held_out)} held-out digits ({where}) correctly; the target "
@@ -612,7 +614,7 @@ def tiny_outcome(train_tiny_model, seed: int, val_fraction: float, where: str) -
                     setattr(module, name, torch.zeros_like(value))
     copy_of_model.load_state_dict(torch.load(buffer, weights_only=True))
     with torch.no_grad():
-        again = copy_of_model(X[held_out])
+        again = copy_of_model(X[held_out].to(device)).cpu()
     expect(torch.equal(again.float().argmax(dim=1), logits.float().argmax(dim=1)),
            "a copy of your model loaded from its own state_dict predicts other classes: something it needs is not "
            "in the state_dict (a plain tensor attribute instead of a parameter or buffer?).", "state_incomplete")

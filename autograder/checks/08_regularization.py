@@ -556,12 +556,13 @@ def noisy_outcome(train_despite_noise, seed: int, where: str) -> None:
         fail(f"train_despite_noise should return the trained model, an nn.Module; it returned {describe(model)}.",
              "wrong_return")
     model.eval()
+    device = next(model.parameters(), torch.empty(0)).device  # a learner's model may live on a GPU
     with torch.no_grad():
-        logits = model(X[held_out])
+        logits = model(X[held_out].to(device))
     if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (len(held_out), 10):
         fail(f"your model should return logits of shape ({len(held_out)}, 10); it returned {describe(logits)}.",
              "wrong_shape")
-    accuracy = float((logits.argmax(dim=1) == y[held_out]).float().mean())
+    accuracy = float((logits.argmax(dim=1).cpu() == y[held_out]).float().mean())
     expect(accuracy >= NOISY_ACCURACY,
            f"in eval mode your model classifies {accuracy:.1%} of {len(held_out)} clean held-out digits ({where}) "
            f"correctly; the target is {NOISY_ACCURACY:.0%}.", "below_target")

@@ -113,6 +113,7 @@ def expect_convolutions_carry_the_signal(model: nn.Module, images: torch.Tensor,
              "missing_conv2d")
     model = copy.deepcopy(model)
     model.eval()
+    images = images.to(next(model.parameters(), torch.empty(0)).device)  # a learner's model may live on a GPU
     with torch.no_grad():
         before = _logits(model, images, what)
         for conv in (m for m in model.modules() if isinstance(m, nn.Conv2d)):
