@@ -429,7 +429,7 @@ def test_a_round_trip_through_the_solutions_resumes_exactly(tmp_path):
 # --- challenge: train_tiny_model ---
 
 
-def tiny_trainer(build, steps=200, lr=0.05, dtype=None, load_itself=False):
+def tiny_trainer(build, steps=200, lr=0.05, dtype=None, load_itself=False, cast=True):
     namespace = ns()
 
     class Cast(nn.Module):
@@ -450,7 +450,9 @@ def tiny_trainer(build, steps=200, lr=0.05, dtype=None, load_itself=False):
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(X), y).backward()
             optimizer.step()
-        return Cast(model.to(dtype)) if dtype is not None else model
+        if dtype is None:
+            return model
+        return Cast(model.to(dtype)) if cast else model.to(dtype)
 
     namespace["train_tiny_model"] = train_tiny_model
     return namespace
@@ -476,6 +478,7 @@ def test_train_tiny_model_in_bfloat16_is_accepted():
     (lambda: tiny_trainer(lambda: nn.Sequential(nn.Linear(64, 2), nn.Linear(2, 10))), "below_target"),
     (lambda: tiny_trainer(lambda: nn.Linear(64, 10), dtype=torch.float16, load_itself=True), "loads_other_data"),
     (lambda: tiny_trainer(lambda: nn.Linear(64, 10), steps=1, dtype=torch.float16), "below_target"),
+    (lambda: tiny_trainer(lambda: nn.Linear(64, 10), dtype=torch.float16, cast=False), "wrong_input"),
 ])
 def test_train_tiny_model_mistakes_are_diagnosed(namespace, code):
     assert_caught("train_tiny_model", namespace(), code)

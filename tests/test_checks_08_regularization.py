@@ -237,6 +237,18 @@ DropoutOnTheInput = mlp(lambda f, h, c, p: [nn.Dropout(p), nn.Linear(f, h), nn.B
                                             nn.Linear(h, c)])
 
 
+class SkipsTheNormInEval(AttributesAndFunctionalReLU):
+    def forward(self, x):
+        h = self.fc1(x)
+        return self.fc2(self.dropout(F.relu(self.bn(h) if self.training else h)))
+
+
+class NormAlwaysInTrainMode(AttributesAndFunctionalReLU):
+    def forward(self, x):
+        self.bn.train()
+        return super().forward(x)
+
+
 @pytest.mark.parametrize("variant", [AttributesAndFunctionalReLU, FunctionalDropout])
 def test_RegularizedMLP_written_differently_is_accepted(variant):
     assert_accepted("RegularizedMLP", ns(RegularizedMLP=variant))
@@ -254,6 +266,8 @@ def test_RegularizedMLP_written_differently_is_accepted(variant):
     (NoRunningStats, "no_running_stats"),
     (DropoutOnTheInput, "wrong_order"),
     (DropoutOnTheLogits, "wrong_order"),
+    (SkipsTheNormInEval, "running_stats_ignored"),
+    (NormAlwaysInTrainMode, "stats_updated_in_eval"),
 ])
 def test_RegularizedMLP_mistakes_are_diagnosed(wrong, code):
     assert_caught("RegularizedMLP", ns(RegularizedMLP=wrong), code)

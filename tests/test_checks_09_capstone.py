@@ -368,6 +368,12 @@ def small_cnn_trainer(build, epochs=15, lr=0.01, batch_size=64, load_itself=Fals
     return namespace
 
 
+class SmallMLPPlusIdleConv(MLPPlusIdleConv):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+
 class SmallBatchNormCNN(nn.Module):
     def __init__(self):
         super().__init__()
@@ -391,6 +397,7 @@ def test_another_small_design_is_accepted():
     (lambda: small_cnn_trainer(lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))),
      "missing_conv2d"),
     (lambda: small_cnn_trainer(ns()["DigitsCNN"]), "too_many_parameters"),
+    (lambda: small_cnn_trainer(SmallMLPPlusIdleConv, epochs=2), "conv_not_used"),
     (lambda: small_cnn_trainer(SmallBatchNormCNN, epochs=1, lr=1e-3), "below_target"),
     (lambda: small_cnn_trainer(SmallBatchNormCNN, load_itself=True), "loads_other_data"),
 ])
