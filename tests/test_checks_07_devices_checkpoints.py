@@ -28,14 +28,14 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     for exercise in EXERCISES:
         assert_accepted(exercise, namespace)
     # as the hidden test cells call them (fresh inputs run the instructor's checks too)
-    assert_accepted("get_device", namespace, available=("mps",), hidden=True)
-    assert_accepted("get_device", namespace, available=("cuda", "mps"), hidden=True)
-    assert_accepted("get_device", namespace, available=(), hidden=True)
-    assert_accepted("move_to", namespace, seed=5, depth=4, hidden=True)
-    assert_accepted("move_to", namespace, seed=8, depth=0, hidden=True)
-    assert_accepted("save_checkpoint", namespace, epoch=12, seed=4, hidden=True)
-    assert_accepted("load_checkpoint", namespace, epoch=9, seed=6, hidden=True)
-    assert_accepted("train_tiny_model", namespace, hidden=True)
+    assert_accepted("get_device", namespace, available=("mps",), instructor=True)
+    assert_accepted("get_device", namespace, available=("cuda", "mps"), instructor=True)
+    assert_accepted("get_device", namespace, available=(), instructor=True)
+    assert_accepted("move_to", namespace, seed=5, depth=4, instructor=True)
+    assert_accepted("move_to", namespace, seed=8, depth=0, instructor=True)
+    assert_accepted("save_checkpoint", namespace, epoch=12, seed=4, instructor=True)
+    assert_accepted("load_checkpoint", namespace, epoch=9, seed=6, instructor=True)
+    assert_accepted("train_tiny_model", namespace, instructor=True)
 
 
 def test_every_check_takes_a_few_seconds_at_most():
@@ -226,7 +226,7 @@ def move_to_forgetting_to_assign(obj, device):
 @pytest.mark.parametrize("variant", [move_to_with_tree_map, move_to_with_type_checks])
 def test_move_to_written_differently_is_accepted(variant):
     assert_accepted("move_to", ns(move_to=variant))
-    assert_accepted("move_to", ns(move_to=variant), seed=5, depth=4, hidden=True)
+    assert_accepted("move_to", ns(move_to=variant), seed=5, depth=4, instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -385,7 +385,7 @@ def load_epoch_as_tensor(path, model, optimizer=None, map_location="cpu"):
 def test_load_checkpoint_with_positional_map_location_is_accepted():
     assert_accepted("load_checkpoint", ns(load_checkpoint=load_with_positional_map_location))
     assert_accepted("load_checkpoint", ns(load_checkpoint=load_with_positional_map_location), epoch=9, seed=6,
-                    hidden=True)
+                    instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -470,7 +470,7 @@ class PlainAttributeWeights(nn.Module):
 
 
 def test_train_tiny_model_in_bfloat16_is_accepted():
-    assert_accepted("train_tiny_model", tiny_trainer(lambda: nn.Linear(64, 10), dtype=torch.bfloat16), hidden=True)
+    assert_accepted("train_tiny_model", tiny_trainer(lambda: nn.Linear(64, 10), dtype=torch.bfloat16), instructor=True)
 
 
 @pytest.mark.parametrize("namespace, code", [

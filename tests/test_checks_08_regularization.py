@@ -21,13 +21,13 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     for exercise in ("inverted_dropout", "RegularizedMLP", "predict", "train_despite_noise"):
         assert_accepted(exercise, namespace)
     # as the hidden test cells call them (fresh inputs run the instructor's checks too)
-    assert_accepted("inverted_dropout", namespace, num_rows=300, num_cols=700, p=0.6, seed=11, hidden=True)
-    assert_accepted("inverted_dropout", namespace, num_rows=1000, num_cols=90, p=0.05, seed=4, hidden=True)
+    assert_accepted("inverted_dropout", namespace, num_rows=300, num_cols=700, p=0.6, seed=11, instructor=True)
+    assert_accepted("inverted_dropout", namespace, num_rows=1000, num_cols=90, p=0.05, seed=4, instructor=True)
     assert_accepted("RegularizedMLP", namespace, num_features=20, hidden_units=6, num_classes=4, p_drop=0.35, seed=3,
-                    hidden=True)
-    assert_accepted("predict", namespace, num_samples=40, num_features=9, num_classes=5, seed=8, hidden=True)
-    assert_accepted("predict", namespace, num_samples=1, num_features=3, num_classes=2, seed=2, hidden=True)
-    assert_accepted("train_despite_noise", namespace, hidden=True)
+                    instructor=True)
+    assert_accepted("predict", namespace, num_samples=40, num_features=9, num_classes=5, seed=8, instructor=True)
+    assert_accepted("predict", namespace, num_samples=1, num_features=3, num_classes=2, seed=2, instructor=True)
+    assert_accepted("train_despite_noise", namespace, instructor=True)
 
 
 def test_the_public_module_holds_no_reference_answer():
@@ -253,7 +253,7 @@ class NormAlwaysInTrainMode(AttributesAndFunctionalReLU):
 def test_RegularizedMLP_written_differently_is_accepted(variant):
     assert_accepted("RegularizedMLP", ns(RegularizedMLP=variant))
     assert_accepted("RegularizedMLP", ns(RegularizedMLP=variant), num_features=20, hidden_units=6, num_classes=4,
-                    p_drop=0.35, seed=3, hidden=True)
+                    p_drop=0.35, seed=3, instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -294,7 +294,7 @@ class NormalisedByHand(nn.Module):
 
 def test_the_instructor_checks_compare_with_the_reference_network():
     assert_accepted("RegularizedMLP", ns(RegularizedMLP=NormalisedByHand))
-    assert_caught("RegularizedMLP", ns(RegularizedMLP=NormalisedByHand), "wrong_order", hidden=True)
+    assert_caught("RegularizedMLP", ns(RegularizedMLP=NormalisedByHand), "wrong_order", instructor=True)
 
 
 # --- predict ---
@@ -378,7 +378,7 @@ def predict_with_detach(model, X):
 def test_predict_written_differently_is_accepted(variant):
     assert_accepted("predict", ns(predict=variant))
     assert_accepted("predict", ns(predict=variant), num_samples=40, num_features=9, num_classes=5, seed=8,
-                    hidden=True)
+                    instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -407,7 +407,7 @@ def predict_by_hand_softmax_threshold(model, X):
 
 def test_the_instructor_check_compares_with_a_real_network():
     assert_accepted("predict", ns(predict=predict_by_hand_softmax_threshold))
-    assert_caught("predict", ns(predict=predict_by_hand_softmax_threshold), "wrong_classes", hidden=True)
+    assert_caught("predict", ns(predict=predict_by_hand_softmax_threshold), "wrong_classes", instructor=True)
 
 
 # --- challenge: train_despite_noise ---
@@ -462,7 +462,7 @@ def early_stopping(X, y):
     lambda: ns(train_despite_noise=early_stopping),
 ])
 def test_other_regularisation_choices_are_accepted(namespace):
-    assert_accepted("train_despite_noise", namespace(), hidden=True)
+    assert_accepted("train_despite_noise", namespace(), instructor=True)
 
 
 @pytest.mark.parametrize("namespace, code", [

@@ -25,12 +25,12 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     for exercise in ("DigitsCNN", "train_digits", "confusion_matrix", "train_small_cnn"):
         assert_accepted(exercise, namespace)
     # as the hidden test cells call them (fresh inputs run the instructor's checks too)
-    assert_accepted("DigitsCNN", namespace, num_samples=9, seed=4, hidden=True)
-    assert_accepted("DigitsCNN", namespace, num_samples=1, seed=11, hidden=True)
-    assert_accepted("train_digits", namespace, seed=1, hidden=True)
-    assert_accepted("confusion_matrix", namespace, num_samples=37, num_classes=4, batch_size=5, seed=5, hidden=True)
-    assert_accepted("confusion_matrix", namespace, num_samples=1, num_classes=3, batch_size=4, seed=9, hidden=True)
-    assert_accepted("train_small_cnn", namespace, hidden=True)
+    assert_accepted("DigitsCNN", namespace, num_samples=9, seed=4, instructor=True)
+    assert_accepted("DigitsCNN", namespace, num_samples=1, seed=11, instructor=True)
+    assert_accepted("train_digits", namespace, seed=1, instructor=True)
+    assert_accepted("confusion_matrix", namespace, num_samples=37, num_classes=4, batch_size=5, seed=5, instructor=True)
+    assert_accepted("confusion_matrix", namespace, num_samples=1, num_classes=3, batch_size=4, seed=9, instructor=True)
+    assert_accepted("train_small_cnn", namespace, instructor=True)
 
 
 def test_the_public_module_holds_no_reference_answer():
@@ -312,7 +312,7 @@ def confusion_with_a_graph(model, loader, num_classes=10):
 def test_confusion_matrix_written_differently_is_accepted(variant):
     assert_accepted("confusion_matrix", ns(confusion_matrix=variant))
     assert_accepted("confusion_matrix", ns(confusion_matrix=variant), num_samples=37, num_classes=4, batch_size=5,
-                    seed=5, hidden=True)
+                    seed=5, instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -339,7 +339,7 @@ def confusion_by_argmin(model, loader, num_classes=10):
 
 
 def test_the_instructor_check_compares_with_a_trained_model():
-    assert_caught("confusion_matrix", ns(confusion_matrix=confusion_by_argmin), "wrong_counts", hidden=True)
+    assert_caught("confusion_matrix", ns(confusion_matrix=confusion_by_argmin), "wrong_counts", instructor=True)
 
 
 # --- challenge: train_small_cnn ---
@@ -390,7 +390,7 @@ class SmallBatchNormCNN(nn.Module):
 
 def test_another_small_design_is_accepted():
     assert_accepted("train_small_cnn", small_cnn_trainer(SmallBatchNormCNN, epochs=20, lr=0.05, batch_size=32,
-                                                         optimizer="sgd"), hidden=True)
+                                                         optimizer="sgd"), instructor=True)
 
 
 @pytest.mark.parametrize("namespace, code", [
@@ -433,4 +433,4 @@ def test_the_hidden_challenge_uses_a_split_of_its_own():
 
     namespace["train_small_cnn"] = lambda images_, labels_: Lookup()
     assert_accepted("train_small_cnn", namespace)
-    assert_caught("train_small_cnn", namespace, "below_target", hidden=True)
+    assert_caught("train_small_cnn", namespace, "below_target", instructor=True)

@@ -20,9 +20,11 @@ from autograder.checks._support import (
     as_tensor,
     biggest_gap,
     data_sealed,
+    blame,
     describe,
     expect_dtype,
     expect_shape,
+    failure_of,
     instantiate,
     is_close,
     one_cpu_core,
@@ -176,26 +178,11 @@ def passes_gradients_to_every_parameter(DigitsCNN, num_samples=6, seed=0):
            "output is detached.", "detached")
 
 
-def digits_cnn_problem(DigitsCNN) -> str | None:
-    """What DigitsCNN's own public checks find wrong with it, or None: a later exercise that fails with a
-    broken DigitsCNN names it as the likely cause."""
-    for check in (maps_images_N_by_1_by_8_by_8_to_10_logits, has_a_Conv2d_layer, the_convolutions_carry_the_signal,
-                  treats_each_image_on_its_own, passes_gradients_to_every_parameter):
-        try:
-            with torch.random.fork_rng(devices=[]):
-                check(DigitsCNN)
-        except CheckFailure as failure:
-            return failure.message
-        except Exception as exc:  # the learner's class raised: that is the finding
-            return f"it raised {type(exc).__name__}: {exc}"
-    return None
-
-
 def _blame_DigitsCNN(DigitsCNN, what_happened: str) -> None:
-    problem = digits_cnn_problem(DigitsCNN)
-    if problem is not None:
-        fail(f"{what_happened} The likely cause is your DigitsCNN, which fails its own checks: {problem}",
-             "DigitsCNN_broken")
+    """When DigitsCNN fails its own public checks, name it as the likely cause of train_digits' failure."""
+    failure = failure_of("DigitsCNN", DigitsCNN=DigitsCNN)
+    if failure is not None:
+        blame("train_digits", what_happened, "DigitsCNN", failure)
 
 
 # --- train_digits -----------------------------------------------------------------------
@@ -225,7 +212,7 @@ def _train(train_digits, DigitsCNN, epochs, seed):
         if isinstance(exc, RuntimeError) and ("channels" in text or "4D" in text or "3D" in text):
             fail(f"training raised `{text[:200]}`. nn.Conv2d takes batches of images shaped (N, 1, 8, 8): "
                  "reshape the digits with X.reshape(-1, 1, 8, 8) before making the loaders.", "wrong_input_shape")
-        _blame_DigitsCNN(DigitsCNN, f"train_digits raised {type(exc).__name__}: {text[:200]}.")
+        _blame_DigitsCNN(DigitsCNN, f"train_digits raised {type(exc).__name__} ({text[:200]})")
         raise
     seconds = time.perf_counter() - started
     model, history = as_pair(result, "train_digits")
@@ -381,7 +368,7 @@ def reaches_95_percent_validation_accuracy_in_20_epochs(train_digits, DigitsCNN,
                  "with X.reshape(-1, 1, 8, 8), without transposing.", "wrong_reshape")
         found = (f"after 20 epochs the model classifies {accuracy:.1%} of the validation split of "
                  f"make_loaders(..., seed={seed}) correctly; expected at least {TARGET_ACCURACY:.0%}.")
-        _blame_DigitsCNN(DigitsCNN, found)
+        _blame_DigitsCNN(DigitsCNN, found.rstrip("."))
         fail(f"{found} Check the learning rate, the optimizer and the batch size, and that training uses the "
              "training loader.", "low_accuracy")
     reported = history["val_acc"][-1]

@@ -164,6 +164,33 @@ def expect_parameter_count(model: nn.Module, expected: int, what: str, breakdown
     expect(found == expected, f"{what} has {found} parameters; expected {expected}{breakdown}.{hint}", code)
 
 
+def failure_of(exercise: str, **objects: Any):
+    """The first diagnosis that ``exercise``'s public checks give for the learner's ``objects``
+    (a CheckFailure), or None when they pass. A check of one exercise calls this to name another
+    exercise it relies on as the likely cause of its own failure ("because your `evaluate` ...")."""
+    from autograder import registry
+    from autograder.results import CheckFailure
+
+    for check in registry.checks_of(exercise):
+        if check.instructor or any(name not in objects for name in check.needs):
+            continue
+        try:
+            check.func(**{name: objects[name] for name in check.needs})
+        except CheckFailure as failure:
+            return failure
+        except NotImplementedError:
+            raise
+        except Exception as exc:  # the other exercise's code raised: that is its diagnosis
+            return CheckFailure(f"raises {type(exc).__name__}: {exc}", "raised")
+    return None
+
+
+def blame(exercise: str, what: str, other: str, failure) -> None:
+    """Fail ``exercise``'s check, naming the exercise ``other`` that it relies on as the cause."""
+    fail(f"{what} because your `{other}` fails its own checks: {failure.message} (Fix `{other}` first; "
+         f"`{exercise}` relies on it.)", f"{other}_broken")
+
+
 @contextlib.contextmanager
 def data_sealed(func: Any, exercise: str):
     """While ``func`` runs, the course's data sets cannot be loaded: a challenge trains on the samples the
