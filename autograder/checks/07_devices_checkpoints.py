@@ -227,7 +227,7 @@ def keeps_values_and_leaves_other_objects_untouched(move_to, seed=0, depth=2):
 
 def _snapshot(obj):
     """Which object sits where in a nested batch: (id, kind, device or value) for every node, in order."""
-    if isinstance(obj, torch.Tensor):
+    if torch.is_tensor(obj):
         return [(id(obj), "tensor", obj.device.type)]
     if type(obj) is dict:
         return [(id(obj), "dict", tuple(obj))] + [node for value in obj.values() for node in _snapshot(value)]
