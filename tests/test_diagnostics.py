@@ -248,6 +248,28 @@ MISTAKES = [
     torch.save({"model_state_dict": model, "optimizer_state_dict": optimizer.state_dict(), "epoch": int(epoch)},
                path)
 ''', ("state_dict",)),
+    Mistake("a move_to that overwrites the caller's dict", "07_devices_checkpoints", "move_to", "modified_input",
+            '''def move_to(obj, device):
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        for key in obj:
+            obj[key] = move_to(obj[key], device)
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(move_to(item, device) for item in obj)
+    return obj
+''', ("changed the batch it was given", "new container")),
+    Mistake("a CNN whose convolution only has to exist", "09_capstone", "DigitsCNN", "conv_not_used",
+            '''class DigitsCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.mlp(x) + 0 * self.conv(x).mean()
+''', ("do not carry the signal",)),
     Mistake("dropout without the 1/(1-p) scale", "08_regularization", "inverted_dropout", "missing_dropout_scale",
             '''def inverted_dropout(x, p, training, generator=None):
     if not 0 <= p <= 1:
@@ -357,6 +379,22 @@ def _pickled(ns):
         assert isinstance(torch.load(path, weights_only=False)["model_state_dict"], nn.Module)
 
 
+def _in_place_move(ns):
+    batch = {"x": torch.ones(2), "pair": (torch.zeros(1), "id")}
+    moved = ns["move_to"](batch, torch.device("meta"))
+    assert moved is batch and batch["x"].device.type == "meta", "the caller's own dict now holds the moved tensors"
+
+
+def _idle_conv(ns):
+    model = ns["DigitsCNN"]()
+    images = torch.rand(4, 1, 8, 8)
+    before = model(images)
+    with torch.no_grad():
+        model.conv.weight.zero_()
+        model.conv.bias.zero_()
+    assert torch.equal(model(images), before), "switching the convolution off changes nothing"
+
+
 def _unscaled(ns):
     x = torch.ones(1000)
     out = ns["inverted_dropout"](x, 0.5, True, torch.Generator().manual_seed(0))
@@ -371,7 +409,9 @@ SYMPTOMS = {
     "06_training_loop-evaluate-missing_eval": lambda ns: _evaluation(ns, eval_mode=False, graph=False),
     "06_training_loop-evaluate-missing_no_grad": lambda ns: _evaluation(ns, eval_mode=True, graph=True),
     "07_devices_checkpoints-save_checkpoint-pickled_module": _pickled,
+    "07_devices_checkpoints-move_to-modified_input": _in_place_move,
     "08_regularization-inverted_dropout-missing_dropout_scale": _unscaled,
+    "09_capstone-DigitsCNN-conv_not_used": _idle_conv,
 }
 LATER = [m for m in MISTAKES if m.notebook >= "04"]
 
