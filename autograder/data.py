@@ -44,3 +44,20 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
     ``(1797, 64)`` with pixels in ``[0, 1]``, and labels long ``(1797,)`` in 0..9."""
     X, y = _digits()
     return X.clone(), y.clone()
+
+
+@lru_cache(maxsize=None)
+def _breast_cancer_raw() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_breast_cancer as load
+
+    features, labels = load(return_X_y=True)
+    return (torch.tensor(features, dtype=torch.float32),
+            torch.tensor(labels, dtype=torch.float32).reshape(-1, 1))
+
+
+def load_breast_cancer_raw() -> tuple[torch.Tensor, torch.Tensor]:
+    """The breast cancer set as measured, before standardising: ``(X, y)`` with ``X`` float32
+    ``(569, 30)`` in the measurements' own units (fractions for some, thousands for others)
+    and ``y`` as :func:`load_breast_cancer` gives it."""
+    X, y = _breast_cancer_raw()
+    return X.clone(), y.clone()
