@@ -21,6 +21,7 @@ from autograder.checks._support import (
     is_finite,
     number,
     shape_text,
+    uniform_distance,
 )
 from autograder.data import load_breast_cancer, load_breast_cancer_raw
 from autograder.registry import Checks
@@ -93,16 +94,6 @@ def values_lie_within_plus_minus_one_over_sqrt_n(init_params, num_features=5, se
         expect(float(b.abs().max()) <= bound + 1e-6,
                f"with {n} features b = {number(float(b.abs().max()))}; it should be 0 or within ±1/sqrt({n}).",
                "out_of_range")
-
-
-def uniform_distance(values: torch.Tensor, low: float, high: float) -> float:
-    """Kolmogorov-Smirnov distance between the values and the uniform distribution on [low, high]:
-    the largest gap between their empirical CDF and the straight line the uniform CDF draws."""
-    v = values.detach().double().flatten().sort().values
-    n = len(v)
-    cdf = ((v - low) / (high - low)).clamp(0, 1)
-    ranks = torch.arange(1, n + 1, dtype=torch.float64) / n
-    return float(torch.maximum(ranks - cdf, cdf - (ranks - 1 / n)).abs().max())
 
 
 @checks.of("init_params")

@@ -196,3 +196,13 @@ def blame(exercise: str, found: str, code: str | None = None, **objects: Any) ->
         message, own_code = verdict
         fail(f"{found} The likely cause is your `{exercise}`, which fails its own check: {message} "
              f"Fix `{exercise}` first (its test cell says more), then run this test again.", code or own_code)
+
+
+def uniform_distance(values: torch.Tensor, low: float, high: float) -> float:
+    """Kolmogorov-Smirnov distance between the values and the uniform distribution on [low, high]:
+    the largest gap between their empirical CDF and the straight line the uniform CDF draws."""
+    v = values.detach().double().flatten().sort().values
+    n = len(v)
+    cdf = ((v - low) / (high - low)).clamp(0, 1)
+    ranks = torch.arange(1, n + 1, dtype=torch.float64) / n
+    return float(torch.maximum(ranks - cdf, cdf - (ranks - 1 / n)).abs().max())
