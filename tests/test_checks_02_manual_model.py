@@ -212,6 +212,13 @@ def bce_loss_checks_only_flat_targets(probs, targets, eps=1e-7):
     return -(targets * p.log() + (1 - targets) * (1 - p).log()).mean()
 
 
+def bce_loss_as_a_number(probs, targets, eps=1e-7):
+    if probs.shape != targets.shape:
+        raise ValueError("shapes differ")
+    p = probs.clamp(eps, 1 - eps)
+    return torch.tensor(-(targets * p.log() + (1 - targets) * (1 - p).log()).mean().item())
+
+
 def bce_loss_unreduced(probs, targets, eps=1e-7):
     if probs.shape != targets.shape:
         raise ValueError("shapes differ")
@@ -230,6 +237,7 @@ def test_bce_loss_built_on_the_functional_api_is_accepted():
     (bce_loss_fixed_eps, "eps_ignored"),
     (bce_loss_unreduced, "not_reduced"),
     (bce_loss_checks_only_flat_targets, "broadcast_shape"),
+    (bce_loss_as_a_number, "detached"),
 ])
 def test_bce_loss_mistakes_are_diagnosed(wrong, code):
     assert_caught("bce_loss", ns(bce_loss=wrong), code)
@@ -375,6 +383,25 @@ def _trainer(namespace, *, record="loss", seed_to_init=True, returned="trained",
 ])
 def test_train_manual_mistakes_are_diagnosed(mistake, code):
     assert_caught("train_manual", _trainer(ns(), **mistake), code)
+
+
+def test_train_manual_that_ignores_its_learning_rate_is_caught():
+    namespace = ns()
+    inner = namespace["sgd_step"]
+
+    def train_manual(X, y, epochs=100, lr=0.1, seed=0):
+        W, b = namespace["init_params"](X.shape[1], seed=seed)
+        losses = []
+        for _ in range(epochs):
+            loss = namespace["bce_loss"](namespace["forward"](X, W, b), y)
+            loss.backward()
+            inner([W, b], 0.1)
+            losses.append(loss.item())
+        return W, b, losses
+
+    namespace["train_manual"] = train_manual
+    assert_accepted("train_manual", namespace)  # at the default lr nothing shows
+    assert_caught("train_manual", namespace, "not_gradient_descent", lr=0.3)
 
 
 def test_train_manual_that_forgets_the_seed_is_told_to_pass_it_on():

@@ -179,6 +179,11 @@ class UniformBiasToo(nn.Module):
         return torch.sigmoid(torch.addmm(self.b, x, self.W))
 
 
+class ManualWithoutSigmoid(UniformBiasToo):
+    def forward(self, x):
+        return x @ self.W + self.b
+
+
 @pytest.mark.parametrize("right", [ManualWithInitAndLinear, UniformBiasToo])
 def test_ManualLogisticModule_written_differently_is_accepted(right):
     assert_accepted("ManualLogisticModule", ns(ManualLogisticModule=right))
@@ -189,6 +194,7 @@ def test_ManualLogisticModule_written_differently_is_accepted(right):
     (NormalW, "not_uniform"),
     (WideW, "out_of_range"),
     (OwnConstantGenerator, "seed_ignored"),
+    (ManualWithoutSigmoid, "missing_sigmoid"),
     (PlainTensors, "not_registered"),
     (TransposedW, "wrong_shape"),
     (ExtraParameter, "wrong_parameters"),
