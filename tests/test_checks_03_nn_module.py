@@ -179,6 +179,21 @@ class UniformBiasToo(nn.Module):
         return torch.sigmoid(torch.addmm(self.b, x, self.W))
 
 
+class FiveFeaturesOnly(nn.Module):
+    def __init__(self, num_features):
+        super().__init__()
+        self.W = nn.Parameter((torch.rand(5, 1) * 2 - 1) / math.sqrt(5))
+        self.b = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.sigmoid(x @ self.W + self.b)
+
+
+def test_a_module_built_for_five_features_only_is_told_its_shape_at_once():
+    result = assert_caught("ManualLogisticModule", ns(ManualLogisticModule=FiveFeaturesOnly), "wrong_shape")
+    assert "self.W has shape (5, 1); expected (4096, 1)" in result.message
+
+
 class ManualWithoutSigmoid(UniformBiasToo):
     def forward(self, x):
         return x @ self.W + self.b

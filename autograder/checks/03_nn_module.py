@@ -125,6 +125,8 @@ def W_starts_uniform_in_plus_minus_one_over_sqrt_n(ManualLogisticModule, num_fea
         torch.manual_seed(seed)
         model = instantiate(ManualLogisticModule, n, what="ManualLogisticModule")
         W, b = _parameter(model, "W").double(), _parameter(model, "b").double()
+        expect_shape(W, (n, 1), "self.W", hint="One row per feature: build it from num_features.")
+        expect_shape(b, (1,), "self.b")
         if bool((W == 0).all()):
             fail(f"W starts as all zeros. Start it as in 02: uniform in ±1/sqrt(num_features) "
                  f"(here ±{bound:.4f}). Only b may start at zero.", "zero_init")
