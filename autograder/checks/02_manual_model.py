@@ -387,11 +387,12 @@ def updates_every_tensor_of_a_tuple_of_any_length(sgd_step, lr=0.1, seed=0, num_
 #     model; another seed, another model                              -> the_seed_decides_the_starting_point
 #   last loss at most half the first                                  -> halves_the_loss
 #   training accuracy on breast cancer at least 0.9                   -> reaches_90_percent_training_accuracy
-#   each epoch: one full-batch gradient step (forward, bce_loss,
-#     backward, sgd_step at this lr) from where the last one ended    -> each_epoch_takes_one_gradient_step_from_where_...
-#                                                                        (epochs 1 and 2 against the stated update rule)
-#   the same over all epochs, on the X and y it is given (any size)   -> instructor: follows_gradient_descent_step_by_step
-#                                                                        (a reference run, also on hidden data)
+#   each epoch: one full-batch gradient step (forward, bce_loss, backward, sgd_step at this lr)
+#     from where the last one ended
+#       -> each_epoch_takes_one_gradient_step_from_where_the_last_one_ended
+#          (epochs 1 and 2 against the stated update rule p - lr * p.grad)
+#   the same over all epochs, on the X and y it is given (any size)
+#       -> instructor: follows_gradient_descent_step_by_step (a reference run, also on hidden data)
 
 
 def _train(train_manual, epochs, lr, seed, X=None, y=None):
@@ -478,8 +479,9 @@ def each_epoch_takes_one_gradient_step_from_where_the_last_one_ended(train_manua
                      "cleared, so each step follows all gradients so far.")
             blame("sgd_step", found, "grads_accumulate", sgd_step=sgd_step)
             fail(f"{found} Clear them after every step.", "grads_accumulate")
+        start = "init_params(..., seed=seed)" if earlier is None else "the first epoch"
         found = (f"{label} moved W by up to {biggest_gap(W_after, step_W):.3g} away from one gradient step "
-                 f"W - lr * W.grad at lr={lr}, from where {'init_params(..., seed=seed)' if earlier is None else 'the first epoch'} left it.")
+                 f"W - lr * W.grad at lr={lr}, from where {start} left it.")
         blame("sgd_step", found, sgd_step=sgd_step)
         fail(f"{found} Each epoch runs forward on the whole X, bce_loss, backward and one sgd_step with this lr.",
              "not_gradient_descent")
