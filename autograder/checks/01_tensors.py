@@ -302,8 +302,10 @@ def _problem(num_samples: int, num_features: int, seed: int):
     return X, y, w, b
 
 
-def _reference(X, y, w, b):
-    X, y, w, b = (t.detach().double() for t in (X, y, w, b))
+def _reference(problem):
+    """The stated closed form, in float64. It takes the problem as one tuple, so that it cannot stand in
+    for an exercise's (X, y, w, b) signature."""
+    X, y, w, b = (t.detach().double() for t in problem)
     r = X @ w + b - y
     return 2 / len(X) * X.T @ r, 2 / len(X) * r.sum(dim=0)
 
@@ -327,7 +329,7 @@ def _gradients(function, name, X, y, w, b):
 
 
 def _compare(name, dw, db, X, y, w, b):
-    ref_dw, ref_db = _reference(X, y, w, b)
+    ref_dw, ref_db = _reference((X, y, w, b))
     n = len(X)
     if is_close(dw, ref_dw, rtol=1e-4, atol=1e-5) and is_close(db, ref_db, rtol=1e-4, atol=1e-5):
         return
@@ -385,7 +387,7 @@ def ignore_and_keep_the_gradients_the_caller_already_has(autograd_gradients, num
     b.requires_grad_()
     w.grad, b.grad = torch.full_like(w, 5.0), torch.full_like(b, 5.0)
     dw, db = _gradients(autograd_gradients, "autograd_gradients", X, y, w, b)
-    ref_dw, ref_db = _reference(X, y, w, b)
+    ref_dw, ref_db = _reference((X, y, w, b))
     if is_close(dw, ref_dw + 5.0, rtol=1e-4, atol=1e-4):
         fail("the caller's w already held a gradient (w.grad = 5 everywhere) and your result is that plus the new "
              "gradient: backward() adds to .grad. Compute on fresh copies (w.detach().clone().requires_grad_()) or "
