@@ -23,7 +23,7 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     assert_accepted("mse", namespace, num_samples=41, seed=6)
     assert_accepted("autograd_gradients", namespace, num_samples=33, num_features=6, seed=4)
     assert_accepted("analytic_gradients", namespace, num_samples=29, num_features=7, seed=8)
-    assert_accepted("fit_linear", namespace, hidden=True)
+    assert_accepted("fit_linear", namespace, instructor=True)
 
 
 # --- make_linear_data ---
@@ -316,7 +316,7 @@ def test_autograd_gradients_mistakes_are_diagnosed(wrong, code):
 
 
 def test_autograd_gradients_failing_because_of_a_summing_mse_blames_mse():
-    result = assert_caught("autograd_gradients", ns(mse=mse_sum), "sum_not_mean")
+    result = assert_caught("autograd_gradients", ns(mse=mse_sum), "mse_broken")
     assert "your `mse`" in result.message and "Fix `mse` first" in result.message
 
 
@@ -433,7 +433,7 @@ def fit_scalar_b(X, y):
 
 
 def test_fit_linear_by_least_squares_is_accepted():
-    assert_accepted("fit_linear", ns(fit_linear=fit_by_least_squares), hidden=True)
+    assert_accepted("fit_linear", ns(fit_linear=fit_by_least_squares), instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -448,4 +448,4 @@ def test_fit_linear_mistakes_are_diagnosed(wrong, code):
 def test_a_fit_tuned_to_the_visible_problem_fails_the_hidden_ones():
     namespace = ns(fit_linear=fit_tuned_to_the_visible_problem)
     assert_accepted("fit_linear", namespace)
-    assert_caught("fit_linear", namespace, "below_target", hidden=True)
+    assert_caught("fit_linear", namespace, "below_target", instructor=True)

@@ -22,8 +22,8 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
         assert_accepted(exercise, namespace)
     assert_accepted("count_parameters", namespace, num_features=7, hidden=6)
     assert_accepted("load_manual_weights", namespace, num_features=12, num_samples=9, seed=3)
-    assert_accepted("ManualLogisticModule", namespace, hidden=True, num_features=9, num_samples=13, seed=2)
-    assert_accepted("CircleClassifier", namespace, hidden=True)
+    assert_accepted("ManualLogisticModule", namespace, instructor=True, num_features=9, num_samples=13, seed=2)
+    assert_accepted("CircleClassifier", namespace, instructor=True)
 
 
 # --- SimpleModel ---
@@ -276,7 +276,7 @@ def load_without_no_grad(model, W, b):
 
 
 def test_load_manual_weights_on_a_SimpleModel_without_sigmoid_blames_SimpleModel():
-    result = assert_caught("load_manual_weights", ns(SimpleModel=NoSigmoid), "missing_sigmoid")
+    result = assert_caught("load_manual_weights", ns(SimpleModel=NoSigmoid), "SimpleModel_broken")
     assert "your `SimpleModel`" in result.message
 
 
@@ -367,7 +367,7 @@ class Unregistered(nn.Module):
 
 
 def test_CircleClassifier_designed_another_way_is_accepted():
-    assert_accepted("CircleClassifier", ns(CircleClassifier=SquaredRadius), hidden=True)
+    assert_accepted("CircleClassifier", ns(CircleClassifier=SquaredRadius), instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -383,4 +383,4 @@ def test_CircleClassifier_mistakes_are_diagnosed(wrong, code):
 def test_a_module_that_knows_the_notebooks_circle_fails_the_hidden_circles():
     namespace = ns(CircleClassifier=KnowsTheNotebooksCircle)
     assert_accepted("CircleClassifier", namespace)
-    assert_caught("CircleClassifier", namespace, "below_target", hidden=True)
+    assert_caught("CircleClassifier", namespace, "below_target", instructor=True)

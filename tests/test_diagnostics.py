@@ -48,7 +48,7 @@ class Mistake:
 MISTAKES = [
     # --- 01_tensors ------------------------------------------------------------------
     Mistake("a summing loss, seen in the gradient that relies on it", "01_tensors", "autograd_gradients",
-            "sum_not_mean",
+            "mse_broken",
             '''def mse(pred, target):
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")

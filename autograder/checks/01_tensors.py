@@ -12,6 +12,7 @@ from autograder.checks._support import (
     as_tensor,
     biggest_gap,
     blame,
+    failure_of,
     describe,
     expect_dtype,
     expect_shape,
@@ -360,7 +361,10 @@ def match_the_gradient_of_the_mean_squared_error(autograd_gradients, mse, num_sa
     try:
         _compare("autograd_gradients", dw, db, X, y, w, b)
     except CheckFailure as failure:
-        blame("mse", "autograd_gradients differs from the gradient of the mean squared error.", mse=mse)
+        cause = failure_of("mse", mse=mse)
+        if cause is not None:
+            blame("autograd_gradients", "autograd_gradients differs from the gradient of the mean squared error",
+                  "mse", cause)
         raise failure
 
 

@@ -14,6 +14,7 @@ from autograder.checks._support import (
     as_tensor,
     biggest_gap,
     blame,
+    failure_of,
     describe,
     expect_dtype,
     expect_shape,
@@ -450,6 +451,13 @@ def reports_the_losses_of_the_epochs_that_ran(train_manual, init_params, lr=0.1,
            "an epoch's loss cannot depend on how many epochs follow it.", "losses_not_measured")
 
 
+def _blame_sgd_step(found: str, sgd_step, code: str | None = None) -> None:
+    """Name sgd_step as the cause of train_manual's failure when sgd_step fails its own checks."""
+    cause = failure_of("sgd_step", sgd_step=sgd_step)
+    if cause is not None:
+        blame("train_manual", found.rstrip("."), "sgd_step", cause, code)
+
+
 def _stated_gradient(X, y, W, b):
     """The gradient of the notebook's loss at (W, b), by autograd, as one backward() gives it."""
     W = W.detach().clone().requires_grad_()
@@ -477,12 +485,12 @@ def each_epoch_takes_one_gradient_step_from_where_the_last_one_ended(train_manua
         if earlier is not None and is_close(W_after, W_before - lr * (grad[0] + earlier[0]), atol=1e-5, rtol=1e-4):
             found = ("the second epoch stepped along the sum of the first two gradients: the gradients are never "
                      "cleared, so each step follows all gradients so far.")
-            blame("sgd_step", found, "grads_accumulate", sgd_step=sgd_step)
+            _blame_sgd_step(found, sgd_step, "grads_accumulate")
             fail(f"{found} Clear them after every step.", "grads_accumulate")
         start = "init_params(..., seed=seed)" if earlier is None else "the first epoch"
         found = (f"{label} moved W by up to {biggest_gap(W_after, step_W):.3g} away from one gradient step "
                  f"W - lr * W.grad at lr={lr}, from where {start} left it.")
-        blame("sgd_step", found, sgd_step=sgd_step)
+        _blame_sgd_step(found, sgd_step)
         fail(f"{found} Each epoch runs forward on the whole X, bce_loss, backward and one sgd_step with this lr.",
              "not_gradient_descent")
 
@@ -500,7 +508,9 @@ def the_seed_decides_the_starting_point(train_manual, init_params, lr=0.1, seed=
     _, _, W3, _, _ = _train(train_manual, 1, lr, seed + 1, X, y)
     if is_close(W1, W3, atol=0, rtol=0):
         found = f"seed={seed} and seed={seed + 1} trained the same model."
-        blame("init_params", found, "seed_ignored", init_params=init_params)
+        cause = failure_of("init_params", init_params=init_params)
+        if cause is not None:
+            blame("train_manual", found.rstrip("."), "init_params", cause, "seed_ignored")
         fail(f"{found} Pass the seed on: init_params(X.shape[1], seed=seed).", "seed_ignored")
 
 
@@ -510,7 +520,7 @@ def halves_the_loss(train_manual, sgd_step, epochs=100, lr=0.1, seed=0):
     expect(all(math.isfinite(v) for v in losses), "some recorded losses are nan or inf.", "not_finite")
     if losses[-1] > losses[0] / 2:
         found = f"the loss went from {losses[0]:.4f} to {losses[-1]:.4f} in {epochs} epochs at lr={lr}."
-        blame("sgd_step", found, sgd_step=sgd_step)
+        _blame_sgd_step(found, sgd_step)
         fail(f"{found} It should at least halve. Check that each epoch computes gradients, steps, and clears them.",
              "loss_not_decreasing")
 

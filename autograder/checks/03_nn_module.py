@@ -13,6 +13,7 @@ from autograder.checks._support import (
     as_tensor,
     biggest_gap,
     blame,
+    failure_of,
     describe,
     expect_shape,
     expect_parameter_count,
@@ -270,7 +271,9 @@ def makes_the_model_compute_what_the_manual_weights_compute(load_manual_weights,
     expected = torch.sigmoid(X @ W + b)
     if not is_close(out, expected):
         found = f"after loading, model(X) differs from sigmoid(X @ W + b) by up to {biggest_gap(out, expected):.3g}."
-        blame("SimpleModel", found, SimpleModel=SimpleModel)
+        cause = failure_of("SimpleModel", SimpleModel=SimpleModel)
+        if cause is not None:
+            blame("load_manual_weights", found.rstrip("."), "SimpleModel", cause)
         fail(found, "wrong_values")
 
 

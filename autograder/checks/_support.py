@@ -162,14 +162,10 @@ def expect_parameter_count(model: nn.Module, expected: int, what: str, breakdown
     expect(found == expected, f"{what} has {found} parameters; expected {expected}{breakdown}.{hint}", code)
 
 
-def own_check_failure(exercise: str, **objects: Any) -> tuple[str, str] | None:
-    """What the public checks of ``exercise`` (an exercise another one relies on) say about
-    ``objects``, the learner's versions: the first failure's message and diagnosis code, or None
-    when they pass.
-
-    A check of one exercise calls this before blaming it for a fault of the exercise it builds
-    on, so the message can name the real cause ("your `mse` sums ...").
-    """
+def failure_of(exercise: str, **objects: Any):
+    """The first diagnosis that ``exercise``'s public checks give for the learner's ``objects``
+    (a CheckFailure), or None when they pass. A check of one exercise calls this to name another
+    exercise it relies on as the likely cause of its own failure ("because your `evaluate` ...")."""
     from autograder import registry
     from autograder.results import CheckFailure
 
@@ -177,25 +173,22 @@ def own_check_failure(exercise: str, **objects: Any) -> tuple[str, str] | None:
         if check.instructor or any(name not in objects for name in check.needs):
             continue
         try:
-            with torch.random.fork_rng(devices=[]), torch.enable_grad():
-                check.func(**{name: objects[name] for name in check.needs})
+            check.func(**{name: objects[name] for name in check.needs})
         except CheckFailure as failure:
-            return failure.message, failure.code
-        except Exception as exc:  # the learner's code raised: that is a failure too
-            return f"it raised {type(exc).__name__}: {exc}", "raised"
+            return failure
+        except NotImplementedError:
+            raise
+        except Exception as exc:  # the other exercise's code raised: that is its diagnosis
+            return CheckFailure(f"raises {type(exc).__name__}: {exc}", "raised")
     return None
 
 
-def blame(exercise: str, found: str, code: str | None = None, **objects: Any) -> None:
-    """Fail naming ``exercise`` as the cause when its own checks reject ``objects``; return otherwise.
-    ``found`` says what the current check saw; without ``code`` the diagnosis is the one
-    ``exercise``'s own check gave."""
-    __tracebackhide__ = True
-    verdict = own_check_failure(exercise, **objects)
-    if verdict is not None:
-        message, own_code = verdict
-        fail(f"{found} The likely cause is your `{exercise}`, which fails its own check: {message} "
-             f"Fix `{exercise}` first (its test cell says more), then run this test again.", code or own_code)
+def blame(exercise: str, what: str, other: str, failure, code: str | None = None) -> None:
+    """Fail ``exercise``'s check, naming the exercise ``other`` that it relies on as the cause.
+    ``code`` replaces the diagnosis ``<other>_broken`` where the mistake itself has a name
+    (gradients that accumulate, say)."""
+    fail(f"{what} because your `{other}` fails its own checks: {failure.message} (Fix `{other}` first; "
+         f"`{exercise}` relies on it.)", code or f"{other}_broken")
 
 
 def uniform_distance(values: torch.Tensor, low: float, high: float) -> float:

@@ -7,7 +7,7 @@ import importlib
 
 import torch
 
-from autograder.checks._support import biggest_gap, blame, is_close
+from autograder.checks._support import biggest_gap, is_close
 from autograder.data import load_breast_cancer
 from autograder.registry import Checks
 from autograder.results import expect, fail
@@ -60,7 +60,7 @@ def follows_gradient_descent_step_by_step(train_manual, init_params, sgd_step, e
     if is_close(W, W_acc, atol=2e-3, rtol=1e-3):
         found = ("the trained weights are those of gradient descent whose gradients are never cleared: each step "
                  "followed the sum of all gradients so far.")
-        blame("sgd_step", found, sgd_step=sgd_step)
+        public._blame_sgd_step(found, sgd_step, "grads_accumulate")
         fail(f"{found} Clear them after every step.", "grads_accumulate")
     fail(f"on {where}, starting from init_params(..., seed={seed}), {epochs} epochs of full-batch gradient descent "
          f"at lr={lr} should end with W within 0.002 of the reference; yours is up to {biggest_gap(W, W_ref):.3g} "
