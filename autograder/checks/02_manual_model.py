@@ -460,8 +460,7 @@ def _blame_sgd_step(found: str, sgd_step, code: str | None = None) -> None:
 
 def _stated_gradient(X, y, W, b):
     """The gradient of the notebook's loss at (W, b), by autograd, as one backward() gives it."""
-    W = W.detach().clone().requires_grad_()
-    b = b.detach().clone().requires_grad_()
+    W, b = (t.detach().clone().requires_grad_() for t in (W, b))
     with torch.enable_grad():
         p = torch.sigmoid(X @ W + b).clamp(1e-7, 1 - 1e-7)
         (-(y * p.log() + (1 - y) * (1 - p).log()).mean()).backward()

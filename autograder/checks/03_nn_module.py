@@ -20,6 +20,7 @@ from autograder.checks._support import (
     instantiate,
     is_close,
     is_finite,
+    parameter_count,
     shape_text,
     uniform_distance,
 )
@@ -381,7 +382,7 @@ def maps_points_to_probabilities(CircleClassifier, seed=0):
 @checks.of("CircleClassifier")
 def has_at_most_50_parameters(CircleClassifier, seed=0):
     model = _circle_model(CircleClassifier, seed)
-    found = sum(p.numel() for p in model.parameters())
+    found = parameter_count(model)
     expect(0 < found <= CIRCLE_BUDGET,
            f"CircleClassifier has {found} parameters; the budget is 1 to {CIRCLE_BUDGET}"
            + (" (none at all: train_module would have nothing to train)." if found == 0 else "."), "over_budget")

@@ -121,8 +121,10 @@ def instantiate(cls: Any, *args: Any, what: str, **kwargs: Any) -> nn.Module:
     return model
 
 
-def parameter_count(model: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def parameter_count(model: nn.Module) -> int:
+    """Every number in every parameter, frozen ones included. (No trainable-only switch: with one,
+    this would be an answer to 03's count_parameters that the student pack hands out.)"""
+    return sum(tensor.numel() for tensor in model.parameters())
 
 
 def plain_containers(model: nn.Module) -> list[str]:
