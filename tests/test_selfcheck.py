@@ -12,7 +12,8 @@ import pytest
 from nbgrader.utils import determine_grade
 
 from autograder import registry, selfcheck
-from autograder.execute import CellVerdict, NotebookRun
+from autograder.execute import NotebookRun
+from autograder.verdicts import CellVerdict
 from autograder.results import CheckResult
 from support import block, check, exercise_line, flat, planted, release_path, solution_path
 
@@ -77,7 +78,7 @@ def test_a_path_that_is_no_notebook_is_named(tmp_path):
 def test_an_unexpected_failure_is_one_line_and_the_next_notebook_still_runs(tmp_path):
     broken = tmp_path / "broken.ipynb"
     shutil.copy(release_path(NB), broken)
-    with mock.patch.object(selfcheck, "run_notebook", side_effect=[RuntimeError("no kernel"), OSError("disk full")]):
+    with mock.patch.object(selfcheck, "run", side_effect=[RuntimeError("no kernel"), OSError("disk full")]):
         status, output, reports = check(broken, broken)
     assert status == 1 and len(reports) == 2
     assert "the notebook could not be run (RuntimeError: no kernel)" in flat(output)
@@ -105,7 +106,7 @@ def test_a_workspace_without_work_shows_every_notebook_not_started(tmp_path):
     workspace = tmp_path / "my-work"
     (workspace / "02_manual_model").mkdir(parents=True)
     (workspace / "02_manual_model" / "02_manual_model.ipynb").write_text("{ oops")
-    with mock.patch.object(selfcheck, "run_notebook", side_effect=AssertionError("nothing should run")):
+    with mock.patch.object(selfcheck, "run", side_effect=AssertionError("nothing should run")):
         status, output, _ = check("--dir", workspace)
     assert status == 1
     table = output.splitlines()
