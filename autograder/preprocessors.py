@@ -153,6 +153,9 @@ class GuardTestCells(CollectRecords):
 
     def preprocess_cell(self, cell, resources, index):
         self._running = index
+        if self._kernel is None:  # how it ended is read after jupyter_client has cleaned it up
+            provisioner = getattr(self.km, "provisioner", None)
+            self._kernel = (getattr(provisioner, "pid", None), getattr(provisioner, "process", None))
         if self.guard and cell.cell_type == "code" and cell.source.strip():
             if not self._installed:
                 self._installed = True
@@ -256,7 +259,7 @@ class RunCells(GuardTestCells, LimitStreamOutput):
         if reason:
             log.stop = Stop(-1, reason, None, (NOT_GRADED, reason))
             return nb, resources
-        self._log, self._running, self._installed, self._nonces = log, None, False, {}
+        self._log, self._running, self._installed, self._nonces, self._kernel = log, None, False, {}, None
         self.shutdown_kernel = "immediate"  # every output is in; a graceful shutdown only costs time
         self.error_on_timeout = {
             "ename": TIMEOUT_ERROR, "traceback": [],
@@ -353,12 +356,10 @@ class RunCells(GuardTestCells, LimitStreamOutput):
         """How the kernel process ended, when known: an exit code, or the signal that killed it."""
         from autograder.grading.kernels import EXIT_CODES
 
-        provisioner = getattr(self.km, "provisioner", None)
-        pid = getattr(provisioner, "pid", None)
+        pid, process = self._kernel or (None, None)
         code = EXIT_CODES.get(pid)
-        if code is None:
-            process = getattr(provisioner, "process", None)
-            code = process.poll() if process is not None and hasattr(process, "poll") else None
+        if code is None and process is not None and hasattr(process, "poll"):
+            code = process.poll()
         if code is None:
             return ""
         if code < 0:

@@ -51,14 +51,16 @@ def _autograde_class():
     from nbgrader.converters import Autograde
 
     class LoggedAutograde(Autograde):
-        """nbgrader's Autograde, handing each notebook's steps one RunLog (in resources["autograder"])."""
+        """nbgrader's Autograde, keeping the RunLog its steps wrote (nbconvert hands preprocessors a
+        copy of the resources, so the log is taken from what comes out)."""
 
         run_log: RunLog | None = None
 
-        def init_single_notebook_resources(self, notebook_filename):
-            resources = super().init_single_notebook_resources(notebook_filename)
-            resources["autograder"] = self.run_log
-            return resources
+        def write_single_notebook(self, output, resources):
+            found = resources.get("autograder")
+            if isinstance(found, RunLog):
+                self.run_log = found
+            return super().write_single_notebook(output, resources)
 
     return LoggedAutograde
 
@@ -66,9 +68,9 @@ def _autograde_class():
 _AUTOGRADE = []  # the class above, made once, on first use (importing nbgrader's converters takes a while)
 
 
-def autograde(course: Course, assignment: str, student: str, engine: Engine, log: RunLog | None = None) -> RunLog:
+def autograde(course: Course, assignment: str, student: str, engine: Engine) -> RunLog:
     """``nbgrader autograde ASSIGNMENT --student STUDENT --force``, in this process, with ``engine``
-    running the notebook; what the run finds goes into ``log`` (returned)."""
+    running the notebook; returns what the run found."""
     if not _AUTOGRADE:
         _AUTOGRADE.append(_autograde_class())
     coursedir = course.coursedir(assignment_id=assignment, student_id=student)
@@ -77,7 +79,7 @@ def autograde(course: Course, assignment: str, student: str, engine: Engine, log
     converter = _AUTOGRADE[0](coursedir=coursedir, config=config, log=course.log)
     converter.force = True
     converter.create_student = True
-    converter.run_log = log if log is not None else RunLog()
+    converter.run_log = RunLog()
     converter.autograde_preprocessors = _with_engine(list(converter.autograde_preprocessors), engine)
     with working_directory(course.root):
         try:

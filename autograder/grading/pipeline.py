@@ -247,34 +247,30 @@ class _Grader:
                       kernels=self.kernel_manager_class, fallback_kernels=self.fallback_kernel_manager_class,
                       while_running=_released(self.lock), scratch=str(scratch), extra_arguments=[])
 
-    def _attempt(self, student: str, log: RunLog) -> str:
-        """Autograde one student with nbgrader; '' when it went through, else nbgrader's error."""
+    def _attempt(self, student: str) -> tuple[RunLog, str]:
+        """Autograde one student with nbgrader: what the run found, and '' or nbgrader's error."""
         with self.lock:
             try:
-                nbgrader_steps.autograde(self.course, self.assignment, student, self.engine(student), log)
-                return ""
+                return nbgrader_steps.autograde(self.course, self.assignment, student, self.engine(student)), ""
             except Exception as error:
-                return str(error)
+                return RunLog(), str(error)
 
     def _autograde(self, student: str, collected: Collected, faults: list[str]) -> tuple[RunLog, bool]:
         """What running the submission found, and whether grading failed altogether."""
-        log = RunLog()
-        error = self._attempt(student, log)
+        log, error = self._attempt(student)
         if error and collected.nb is not None:
             # nbgrader could not put deleted test cells back (their neighbours were deleted too): do it ourselves
             from autograder.execute import restore_test_cells
 
             self.course.log.warning("retrying %s with test cells restored: %s", student, error)
             nbformat.write(restore_test_cells(collected.nb, self.source), collected.notebook)
-            log = RunLog()
-            error = self._attempt(student, log)
+            log, error = self._attempt(student)
         if error:
             self.course.log.error("grading %s as zero: %s", student, error)
             reason = f"nbgrader could not grade this notebook ({error.splitlines()[0][:300]})"
             collected.placeholder = reason
             nbformat.write(placeholder(self.release, reason), collected.notebook)
-            log = RunLog()
-            error = self._attempt(student, log)
+            log, error = self._attempt(student)
             if error:
                 faults.append(f"grading failed: {error}")
                 return log, True

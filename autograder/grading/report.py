@@ -20,7 +20,7 @@ from nbformat import NotebookNode
 
 from autograder import registry
 from autograder.cells import cell_label, is_test_cell
-from autograder.verdicts import cell_verdicts, exercise_verdicts
+from autograder.verdicts import RUN_ERRORS, cell_verdicts, exercise_verdicts
 
 MEMORY = re.compile(r"(?i)can't allocate memory|cannot allocate memory|std::bad_alloc|out of memory|not enough memory")
 WARNING = re.compile(r"(?i)warn")
@@ -43,7 +43,7 @@ def faults(executed: NotebookNode, log, memory_limit: int | None) -> tuple[list[
         if cell.cell_type != "code":
             continue
         for output in cell.get("outputs", []):
-            if output.output_type == "error":
+            if output.output_type == "error" and output.get("ename") not in RUN_ERRORS:  # those are the run's faults
                 ename, evalue = output.get("ename", ""), output.get("evalue", "")
                 if ename == "MemoryError" or MEMORY.search(evalue):
                     limit = f"{memory_limit / 2**30:g} GiB" if memory_limit else "the machine's memory"
