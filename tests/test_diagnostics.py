@@ -6,21 +6,14 @@ planted in the instructor's solution namespace (tests/support.solution_namespace
 and must be caught with the expected diagnosis code, in a message that names
 the cause. Rows marked end_to_end are also planted in a copy of the notebook
 that runs through `autograder check`, as a learner would see them.
-
-Rows of notebooks whose checks are not registered yet are skipped, and switch
-on by themselves once `autograder/checks/<notebook>.py` exists.
 """
 
 from __future__ import annotations
 
 import ast
-import math
-import tempfile
 from dataclasses import dataclass
 
 import pytest
-import torch
-from torch import nn
 
 from autograder import registry
 from support import assert_caught, block, check, exercise_line, flat, planted, solution_namespace
@@ -166,7 +159,7 @@ MISTAKES = [
     model.linear.weight.copy_(W.T)
     model.linear.bias.copy_(b)
 ''', ("torch.no_grad()",)),
-    # --- later notebooks: switch on when their checks are registered ------------------
+    # --- 04 and later ----------------------------------------------------------------
     Mistake("layers in a plain Python list (no parameters registered)", "04_sequential",
             "TwoLayerModelNoSequential", "layers_in_plain_list",
             '''class TwoLayerModelNoSequential(nn.Module):
@@ -263,10 +256,7 @@ MISTAKES = [
 
 
 def require_checks(notebook: str, exercises: list[str]) -> None:
-    """Skip when the notebook's checks are not on this branch yet; fail when they are but lack an exercise."""
-    if notebook not in registry.notebooks():
-        pytest.skip(f"the checks of {notebook} are not registered yet (no autograder/checks/{notebook}.py); "
-                    "this case runs as soon as they are")
+    """Fail when the notebook's checks lack an exercise that a row is about."""
     missing = [e for e in exercises if e not in registry.exercises(notebook)]
     assert not missing, f"{notebook}'s checks have no exercise {missing}, which the curriculum promises"
 
@@ -309,79 +299,3 @@ def test_autograder_check_shows_the_diagnosis_of_each_planted_mistake(notebook, 
         line = exercise_line(output, mistake.exercise)
         assert f" 0/3  failed: {mistake.code} " in line, line
         assert names_the_cause(flat(block(output, mistake.exercise)), mistake), block(output, mistake.exercise)
-
-
-# The rows of later notebooks cannot meet their checks on this branch yet, so
-# their planted code is shown here to run and to show the mistake it stands for.
-
-
-def _plain_list_model(ns):
-    model = ns["TwoLayerModelNoSequential"](5)
-    assert list(model.parameters()) == [] and model(torch.randn(4, 5)).shape == (4, 1)
-
-
-def _plain_list_mlp(ns):
-    layers = ns["make_mlp"]([4, 3, 2])
-    assert type(layers) is list and [type(m) for m in layers] == [nn.Linear, nn.ReLU, nn.Linear]
-
-
-def _softmax_model(ns):
-    probs = ns["DigitsClassifier"]()(torch.randn(6, 64))
-    assert torch.allclose(probs.sum(dim=1), torch.ones(6))
-
-
-def _softmax_step(ns):
-    model = nn.Linear(64, 10)
-    loss = ns["training_step"](model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
-                               torch.randn(8, 64), torch.randint(0, 10, (8,)))
-    assert type(loss) is float and loss > math.log(10) - 0.1, "softmax then cross-entropy starts near log(10)"
-
-
-def _evaluation(ns, eval_mode, graph):
-    seen = []
-    model = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.5))
-    model.register_forward_hook(lambda module, args, out: seen.append((module.training, out.requires_grad)))
-    loader = [(torch.randn(5, 4), torch.randint(0, 3, (5,))) for _ in range(2)]
-    loss, accuracy = ns["evaluate"](model, loader, nn.CrossEntropyLoss())
-    assert type(loss) is float and type(accuracy) is float
-    assert seen == [(not eval_mode, graph)] * 2
-
-
-def _pickled(ns):
-    model = nn.Linear(2, 1)
-    with tempfile.TemporaryDirectory() as folder:
-        path = f"{folder}/checkpoint.pt"
-        ns["save_checkpoint"](path, model, torch.optim.SGD(model.parameters(), lr=0.1), 3)
-        with pytest.raises(Exception):
-            torch.load(path, weights_only=True)
-        assert isinstance(torch.load(path, weights_only=False)["model_state_dict"], nn.Module)
-
-
-def _unscaled(ns):
-    x = torch.ones(1000)
-    out = ns["inverted_dropout"](x, 0.5, True, torch.Generator().manual_seed(0))
-    assert set(out.unique().tolist()) == {0.0, 1.0}, "survivors keep their value instead of doubling"
-
-
-SYMPTOMS = {
-    "04_sequential-TwoLayerModelNoSequential-layers_in_plain_list": _plain_list_model,
-    "04_sequential-make_mlp-layers_in_plain_list": _plain_list_mlp,
-    "05_loss_optim-DigitsClassifier-double_softmax": _softmax_model,
-    "05_loss_optim-training_step-double_softmax": _softmax_step,
-    "06_training_loop-evaluate-missing_eval": lambda ns: _evaluation(ns, eval_mode=False, graph=False),
-    "06_training_loop-evaluate-missing_no_grad": lambda ns: _evaluation(ns, eval_mode=True, graph=True),
-    "07_devices_checkpoints-save_checkpoint-pickled_module": _pickled,
-    "08_regularization-inverted_dropout-missing_dropout_scale": _unscaled,
-}
-LATER = [m for m in MISTAKES if m.notebook >= "04"]
-
-
-def test_every_row_of_a_later_notebook_has_its_symptom_shown():
-    assert sorted(SYMPTOMS) == sorted(m.id for m in LATER)
-
-
-@pytest.mark.parametrize("mistake", LATER, ids=[m.id for m in LATER])
-def test_the_planted_code_of_a_later_notebook_runs_and_shows_its_mistake(mistake):
-    namespace = {"torch": torch, "nn": nn, "math": math}
-    exec(compile(mistake.source, f"<{mistake.id}>", "exec"), namespace)
-    SYMPTOMS[mistake.id](namespace)

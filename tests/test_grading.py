@@ -1,7 +1,7 @@
 """`autograder grade` on one shared synthetic class that holds every kind of submission an
 instructor meets: good work, mistakes, broken files, runaway code and tampering. The class is
 graded once (in parallel, from a zip) into a throwaway nbgrader course; each test then reads what
-that run left: scores, reasons, the per-exercise breakdown, feedback, nbgrader's gradebook. A
+that run left: scores, faults, the per-exercise breakdown, feedback, nbgrader's gradebook. A
 subset is also graded by plain `nbgrader autograde` to prove the grades identical."""
 
 import csv
@@ -38,7 +38,7 @@ EXPECTED = {
     "tamper_check": 0, "tamper_registry": 0, "tamper_traceback": 0,  # blank work that tries to pass anyway
     "tamper_torch": 9, "always_equal": 9,  # the same as the honest mistakes underneath
 }
-# Each fault's reason (report.json) or note must say what happened; each number is (kind, words).
+# Each fault (report.json) or note must say what happened: (kind, words).
 SAYS = {
     "endless_loop": "ran longer than 15 s", "stubborn_loop": "did not stop when interrupted",
     "os_exit": "exited with code 1", "segfault": "SIGSEGV", "memory_bomb": "RLIMIT_AS",
@@ -90,16 +90,16 @@ def test_every_student_gets_a_grade_and_nothing_breaks_the_run(graded):
 @pytest.mark.parametrize("kind", sorted(SAYS))
 def test_each_fault_gets_a_reason(graded, kind):
     student = graded["students"][graded["by_kind"][kind]]
-    said = " | ".join(student.reasons + student.notes)
+    said = " | ".join(student.faults + student.notes)
     assert SAYS[kind] in said, f"{kind}: {said}"
 
 
-def test_faults_that_cost_points_are_reasons_and_honest_work_has_none(graded):
+def test_faults_that_cost_points_are_reported_and_honest_work_has_none(graded):
     students, by_kind = graded["students"], graded["by_kind"]
     for kind in ("correct", "blank", "mistake_1", "warnings", "renamed"):
-        assert students[by_kind[kind]].reasons == [], kind
+        assert students[by_kind[kind]].faults == [], kind
     for kind in ("endless_loop", "stubborn_loop", "os_exit", "segfault", "memory_bomb", "invalid_json", "missing"):
-        assert students[by_kind[kind]].reasons, kind
+        assert students[by_kind[kind]].faults, kind
     assert "os.kill" in " ".join(students[by_kind["kill_parent"]].tamper)
 
 
@@ -170,15 +170,18 @@ def test_a_second_run_resumes_and_gives_the_same_grades(graded):
     assert again.files["grades"].read_text() == before
 
 
-def test_a_changed_submission_is_regraded_and_force_regrades_one_student(graded):
+def test_a_changed_submission_is_regraded_and_force_regrades_one_student(graded, tmp_path):
     tmp, by_kind = graded["tmp"], graded["by_kind"]
-    changed = tmp / "class-changed.zip"
+    # A copy of the graded course: the shared one stays as the other tests expect it.
+    course = tmp_path / "course"
+    shutil.copytree(graded["course"], course)
+    changed = tmp_path / "class-changed.zip"
     blank, correct = by_kind["blank"], by_kind["correct"]
     with zipfile.ZipFile(tmp / "class.zip") as old, zipfile.ZipFile(changed, "w") as new:
         correct_work = old.read(f"class/{correct}/{A}.ipynb")
         for item in old.infolist():
             new.writestr(item, correct_work if item.filename == f"class/{blank}/{A}.ipynb" else old.read(item))
-    options = graded["options"]
+    options = Options(**{**graded["options"].__dict__, "course": course, "out": None})
     result = grade_class(Options(**{**options.__dict__, "submissions": changed}))
     assert result.graded == [blank]
     assert {s.student: s.score for s in result.students}[blank] == 16
