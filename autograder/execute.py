@@ -182,7 +182,7 @@ class NotebookRun:
     def max_score(self) -> float:
         return sum(v.max_points for v in self.verdicts)
 
-    def cell_trouble(self) -> list[tuple[int, str]]:
+    def cell_errors(self) -> list[tuple[int, str]]:
         """``(index, what happened)`` for cells outside the tests that raised or printed to stderr,
         leaving out the errors the run itself wrote (a timeout, a dead kernel: they are faults)."""
         found = []

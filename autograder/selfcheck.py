@@ -94,7 +94,7 @@ def faults(notebook_run: NotebookRun) -> list[str]:
     (an exercise's own cell is reported with that exercise instead)."""
     exercise_cells = set(registry.exercises(notebook_run.assignment))
     found = list(notebook_run.faults)
-    for index, said in notebook_run.cell_trouble():
+    for index, said in notebook_run.cell_errors():
         if grade_id(notebook_run.notebook.cells[index]) not in exercise_cells:
             found.append(f"{cell_label(notebook_run.notebook, index)} {said}")
     return found
