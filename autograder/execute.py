@@ -75,9 +75,9 @@ def assignment_of(nb: NotebookNode, path: str | os.PathLike | None = None) -> st
     return best
 
 
-def restore_test_cells(nb: NotebookNode, source: NotebookNode) -> NotebookNode:
-    """A copy of ``nb`` whose test cells are the source's: edited ones replaced,
-    deleted ones put back after the exercise's solution cell (or at the end)."""
+def restore_test_cells(nb: NotebookNode, source: NotebookNode, assignment: str | None = None) -> NotebookNode:
+    """A copy of ``nb`` whose test cells are the source's (``assignment``'s, when known): edited ones
+    replaced, deleted ones put back after the exercise's solution cell (or at the end)."""
     nb = copy.deepcopy(nb)
     originals = {grade_id(cell): cell for cell in source.cells if is_test_cell(cell)}
     present = set()
@@ -88,18 +88,19 @@ def restore_test_cells(nb: NotebookNode, source: NotebookNode) -> NotebookNode:
     for gid, original in originals.items():
         if gid in present:
             continue
-        exercise = registry.exercise_of_grade_id(gid)
+        exercise = registry.exercise_of_grade_id(gid, assignment)
         ids = [grade_id(cell) for cell in nb.cells]
         anchor = max((i for i, other in enumerate(ids)
-                      if other and (other == exercise or registry.exercise_of_grade_id(other) == exercise)), default=None)
+                      if other and (other == exercise or registry.exercise_of_grade_id(other, assignment) == exercise)),
+                     default=None)
         nb.cells.insert(len(nb.cells) if anchor is None else anchor + 1, copy.deepcopy(original))
         present.add(gid)
     return nb
 
 
-def cell_label(nb: NotebookNode, index: int) -> str:
+def cell_label(nb: NotebookNode, index: int, assignment: str | None = None) -> str:
     """How a learner finds a cell: its number (from 1, markdown cells counted) and its exercise or first line."""
-    return _cell_label(nb, index, registry.exercise_of_grade_id)
+    return _cell_label(nb, index, lambda gid: registry.exercise_of_grade_id(gid, assignment))
 
 
 @dataclass
@@ -127,7 +128,7 @@ def prepare(path: str | os.PathLike, source: str | os.PathLike | None = None,
         layout = layout or CourseLayout.find(path)
         source = layout.authoritative(assignment) if layout else None
     if source is not None:
-        nb = restore_test_cells(nb, read_notebook(source))
+        nb = restore_test_cells(nb, read_notebook(source), assignment)
     return Prepared(path, assignment, nb, Path(source) if source else None)
 
 
@@ -216,7 +217,8 @@ def execute(nb: NotebookNode, cwd: str | os.PathLike, engine: Engine | None = No
 def run(prepared: Prepared, engine: Engine | None = None) -> NotebookRun:
     """Execute a prepared notebook next to its file and score every test cell with nbgrader's rule."""
     executed, log = execute(prepared.notebook, prepared.path.parent, engine)
-    verdicts = cell_verdicts(executed, log.records, exercise_of=registry.exercise_of_grade_id)
+    verdicts = cell_verdicts(executed, log.records,
+                             exercise_of=lambda gid: registry.exercise_of_grade_id(gid, prepared.assignment))
     return NotebookRun(prepared.assignment, prepared.path, executed, verdicts, log.faults, log)
 
 

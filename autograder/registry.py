@@ -129,8 +129,9 @@ def checks_of(exercise: str) -> list[Check]:
     raise KeyError(f"{exercise!r} is not an exercise of this course; the exercises are {known}")
 
 
-def exercise_of_grade_id(grade_id: str) -> str | None:
-    """The exercise a test cell belongs to: ``test_<exercise>`` or ``test_<exercise>_<suffix>``.
+def exercise_of_grade_id(grade_id: str, notebook: str | None = None) -> str | None:
+    """The exercise a test cell belongs to: ``test_<exercise>`` or ``test_<exercise>_<suffix>``,
+    among the exercises of ``notebook`` when given (which imports only that notebook's checks).
 
     The longest matching exercise name wins, so ``test_TwoLayerModel_shapes``
     belongs to ``TwoLayerModel`` and never to a shorter name that prefixes it.
@@ -138,7 +139,10 @@ def exercise_of_grade_id(grade_id: str) -> str | None:
     if not grade_id.startswith("test_"):
         return None
     rest = grade_id[len("test_"):]
-    _load_all()
-    names = [name for nb in _NOTEBOOKS.values() for name in nb.exercises]
+    if notebook in notebooks():
+        names = exercises(notebook)
+    else:
+        _load_all()
+        names = [name for nb in _NOTEBOOKS.values() for name in nb.exercises]
     matches = [name for name in names if rest == name or rest.startswith(name + "_")]
     return max(matches, key=len) if matches else None

@@ -96,7 +96,7 @@ def faults(notebook_run: NotebookRun) -> list[str]:
     found = list(notebook_run.faults)
     for index, said in notebook_run.cell_errors():
         if grade_id(notebook_run.notebook.cells[index]) not in exercise_cells:
-            found.append(f"{cell_label(notebook_run.notebook, index)} {said}")
+            found.append(f"{cell_label(notebook_run.notebook, index, notebook_run.assignment)} {said}")
     return found
 
 

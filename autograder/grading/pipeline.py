@@ -263,7 +263,7 @@ class _Grader:
             from autograder.execute import restore_test_cells
 
             self.course.log.warning("retrying %s with test cells restored: %s", student, error)
-            nbformat.write(restore_test_cells(collected.nb, self.source), collected.notebook)
+            nbformat.write(restore_test_cells(collected.nb, self.source, self.assignment), collected.notebook)
             log, error = self._attempt(student)
         if error:
             self.course.log.error("grading %s as zero: %s", student, error)
