@@ -145,6 +145,23 @@ def test_a_test_cell_stopped_by_the_timeout_says_so(tmp_path):
     assert report.message == "the test cell ran longer than 60 s and was stopped. Look for a loop that never ends."
 
 
+def test_a_cell_that_printed_to_stderr_is_named_for_what_it_did_and_cut_at_a_word(tmp_path):
+    nb = nbformat.read(solution_path(NB), as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "nbgrader" not in c.metadata)
+    nb.cells[index].outputs = [nbformat.v4.new_output("stream", name="stderr", text="UserWarning: " + "careful " * 200)]
+    [fault] = selfcheck.faults(NotebookRun(NB, tmp_path / "mine.ipynb", nb, [], []))
+    assert fault.startswith(f"cell {index + 1} (") and " printed to stderr: UserWarning: careful" in fault
+    assert "raised" not in fault
+    assert fault.endswith("careful …"), fault[-40:]
+
+
+def test_what_a_check_printed_to_stderr_is_cut_at_a_word():
+    from autograder.runner import _notes
+
+    [note] = _notes([], "deprecated " * 100)
+    assert note.startswith("printed to stderr: deprecated") and note.endswith("deprecated …"), note[-40:]
+
+
 # --- notebooks that run ----------------------------------------------------------
 
 
