@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from nbformat import NotebookNode
+from autograder.results import shorten
 
 
 def nbgrader(cell) -> dict:
@@ -40,8 +40,10 @@ def test_cell_ids(nb) -> list[str]:
     return [grade_id(cell) for cell in nb.cells if is_test_cell(cell)]
 
 
-def error_output(ename: str, evalue: str) -> NotebookNode:
+def error_output(ename: str, evalue: str):
     """An error output, as the kernel would write it, that nbgrader's rule scores zero."""
+    from nbformat import NotebookNode  # not at the top: nbformat takes seconds to import in a kernel
+
     return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
@@ -50,15 +52,6 @@ def has_error(cell) -> bool:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def shorten(text: str, limit: int) -> str:
-    """``text`` cut to about ``limit`` characters at a word boundary, with an ellipsis when cut."""
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(None, 1)[0] if " " in text[:limit] else text[:limit]
-    return cut.rstrip(" ,;:") + " …"
 
 
 def error_of(cell) -> str:

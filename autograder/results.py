@@ -22,6 +22,15 @@ SKIPPED = "skipped"  # not run, because an earlier check showed it cannot pass
 RESULTS_ENV = "AUTOGRADER_RESULTS"
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters at a word boundary, with an ellipsis when cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(None, 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:") + " …"
+
+
 class CheckFailure(AssertionError):
     """The learner's answer is wrong; ``code`` names the mistake in a stable, short form."""
 

@@ -31,8 +31,8 @@ from autograder.results import (
     SKIPPED,
     CheckFailure,
     CheckResult,
+    shorten,
 )
-from autograder.cells import shorten
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 _LIBRARY_DIRS = tuple(
