@@ -269,3 +269,24 @@ def test_the_resume_fingerprint_changes_with_any_code_that_can_change_a_grade(tm
         assert code_fingerprint(package) != before, f"a change to {changed} leaves stale grades in place"
         path.write_text(original)
     assert code_fingerprint(package) == before
+
+
+def _imported_by(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running ``code``."""
+    probe = f"import sys\n{code}\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(done.stdout.split())
+
+
+def test_what_the_kernel_imports_leaves_out_the_notebook_tools():
+    """Each graded kernel imports the runner and the guard; nbformat or nbgrader there would cost seconds."""
+    loaded = _imported_by("import autograder.notebook, autograder.grading.guard")
+    assert not loaded & {"nbformat", "nbgrader", "nbclient", "jsonschema"}, loaded & {"nbformat", "nbgrader", "nbclient"}
+
+
+def test_the_results_channel_and_the_notebook_names_need_no_torch_and_no_checks():
+    loaded = _imported_by("from autograder.results import RESULTS_ENV\nfrom autograder import registry\n"
+                          "assert '02_manual_model' in registry.notebooks()\n"
+                          "assert not [m for m in sys.modules if m.rsplit('.', 1)[-1][:2].isdigit()], 'a check module'")
+    assert "torch" not in loaded
