@@ -14,13 +14,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # the user elsewhere, even where the venv is not owned by whoever runs make.
 export JUPYTER_PREFER_ENV_PATH := 1
 
-.PHONY: help install lab check test release bench clean grade demo-grade bench-grade
+.PHONY: help install lab check test release student-pack bench clean grade demo-grade bench-grade
 
 help:
 	@echo "make lab       open the course in JupyterLab (students, self-paced learners, instructors)"
 	@echo "make check     check your notebooks in my-work/ as grading would (one notebook: make check NB=path/to/notebook.ipynb)"
 	@echo "make test      run every test of the course and its autograder"
 	@echo "make release   regenerate notebooks/ (student release) from solutions/ (instructor source)"
+	@echo "make student-pack  write dist/torchnn-student/ and .zip: the release and public checks, without answers"
 	@echo "make bench     time each solution notebook top to bottom, and the series (NOTEBOOKS=\"08 09\" for some)"
 	@echo "make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1]"
 	@echo "               grade a class with nbgrader (gradebook, grades.csv, per-exercise CSV, feedback, report)"
@@ -56,6 +57,10 @@ test: $(INSTALLED)
 release: $(INSTALLED)
 	$(BIN)/autograder release
 
+# Instructors of a graded class: what students get instead of this repository (README, "Teaching a class").
+student-pack: $(INSTALLED)
+	$(BIN)/autograder pack --to dist
+
 # Prints how long each notebook in solutions/ takes to run, as grading runs it; a measurement, not a test.
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/notebooks.py $(NOTEBOOKS)
@@ -84,6 +89,6 @@ bench-grade: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_grade.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache gradebook.db submitted autograded feedback exports
+	rm -rf $(VENV) build dist .pytest_cache gradebook.db submitted autograded feedback exports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

@@ -9,11 +9,15 @@
                                       feedback, report
     autograder sample-class ASSIGNMENT --to DIR [--size N] [--kind ...] [--layout ...]
                                       write a synthetic class of submissions (for demos and tests)
+    autograder pack [--to DIR]        write the student pack (the course without its answers) to DIR
+
+The student pack's own build of this package has only ``workspace`` and ``check``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -111,6 +115,18 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pack(args: argparse.Namespace) -> int:
+    from autograder.pack import PackError, build_pack
+
+    try:
+        folder, archive = build_pack(Path(args.course), Path(args.to))
+    except PackError as error:
+        print(f"autograder pack: {error}", file=sys.stderr)
+        return 2
+    print(f"Student pack written to {folder}/ and {archive}")
+    return 0
+
+
 def _sample_class(args: argparse.Namespace) -> int:
     from autograder.grading.sample import KINDS, write_class
 
@@ -126,12 +142,10 @@ def _sample_class(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autograder", description="torch.nn, step by step: check, grade and release the course's notebooks.")
+    instructor = importlib.util.find_spec("autograder.grading") is not None  # absent from the student pack
+    parser = argparse.ArgumentParser(prog="autograder", description="torch.nn, step by step: " + (
+        "check, grade and release the course's notebooks." if instructor else "set up and check your notebooks."))
     commands = parser.add_subparsers(dest="command", required=True)
-
-    release = commands.add_parser("release", help="regenerate notebooks/ (the student release) from solutions/")
-    release.add_argument("--to", metavar="DIR", help="write the release here instead of notebooks/")
-    release.set_defaults(run=_release)
 
     workspace = commands.add_parser("workspace", help="copy released notebooks you have not started yet into my-work/")
     workspace.add_argument("--dir", metavar="DIR", help="your workspace (default: my-work)")
@@ -144,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop a cell that runs longer than this and go on with the next (default: 60)")
     check.add_argument("--dir", metavar="DIR", help="your workspace, without PATH (default: my-work)")
     check.set_defaults(run=_check)
+
+    if instructor:
+        _add_instructor_commands(commands)
+    return parser
+
+
+def _add_instructor_commands(commands) -> None:
+    release = commands.add_parser("release", help="regenerate notebooks/ (the student release) from solutions/")
+    release.add_argument("--to", metavar="DIR", help="write the release here instead of notebooks/")
+    release.set_defaults(run=_release)
+
 
     grade = commands.add_parser(
         "grade", help="grade a class with nbgrader: in parallel, resumably, with a report",
@@ -180,7 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only realistic work (correct, blank, mistakes), none of the pathological files")
     sample.add_argument("--course", default=".", metavar="DIR", help="the course directory (default: here)")
     sample.set_defaults(run=_sample_class)
-    return parser
+
+    pack = commands.add_parser("pack", help="write the student pack: released notebooks and public checks, no answers")
+    pack.add_argument("--to", default="dist", metavar="DIR", help="where the folder and the .zip go (default: dist)")
+    pack.add_argument("--course", default=".", metavar="DIR", help="the course directory (default: here)")
+    pack.set_defaults(run=_pack)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,3 +44,21 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
     ``(1797, 64)`` with pixels in ``[0, 1]``, and labels long ``(1797,)`` in 0..9."""
     X, y = _digits()
     return X.clone(), y.clone()
+
+
+def make_spirals(num_points: int = 400, noise: float = 0.2, turns: float = 1.5, seed: int = 0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X, y)``: two interleaved spiral arms in the plane, ``num_points`` points in all.
+
+    ``X`` float32 ``(num_points, 2)``, ``y`` float32 ``(num_points, 1)``: 0 for one arm, 1 for the
+    other, which is the first arm turned by half a circle, so no straight line separates them.
+    Drawn from a ``torch.Generator`` seeded by ``seed``; ``noise`` is the std of the jitter.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(num_points) % 2
+    # sqrt spreads the points evenly along the arm instead of crowding its centre
+    radius = torch.rand(num_points, generator=gen).sqrt()
+    angle = radius * turns * 2 * torch.pi + labels * torch.pi
+    X = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1) * 3
+    X = X + noise * torch.randn(num_points, 2, generator=gen)
+    return X.float(), labels.float().reshape(-1, 1)

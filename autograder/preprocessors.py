@@ -354,8 +354,10 @@ class RunCells(GuardTestCells, LimitStreamOutput):
 
     def _exit_text(self) -> str:
         """How the kernel process ended, when known: an exit code, or the signal that killed it."""
-        from autograder.grading.kernels import EXIT_CODES
-
+        try:
+            from autograder.grading.kernels import EXIT_CODES  # forked kernels; absent from the student pack
+        except ImportError:
+            EXIT_CODES = {}
         pid, process = self._kernel or (None, None)
         code = EXIT_CODES.get(pid)
         if code is None and process is not None and hasattr(process, "poll"):

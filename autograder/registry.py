@@ -13,7 +13,7 @@ declares its checks with :class:`Checks`::
 A check is a plain pytest-style function. Parameters without a default name
 objects of the learner's notebook (an exercise, or a helper it relies on);
 parameters with a default are inputs, which a hidden test may replace with
-fresh values: ``check("init_params", num_features=13, seed=7)``.
+fresh values: ``check("init_params", num_features=4, seed=123)``.
 
 Public and instructor checks. The modules in ``autograder/checks/`` are
 public: they ship to students (``autograder pack``) and test properties of an

@@ -60,14 +60,16 @@ def failures(results: list[CheckResult]) -> list[CheckResult]:
     return [r for r in results if r.status != PASSED]
 
 
-def assert_accepted(exercise: str, namespace: dict, **inputs) -> None:
-    found = failures(run_checks(exercise, namespace, inputs))
+def assert_accepted(exercise: str, namespace: dict, *, instructor: bool = False, **inputs) -> None:
+    """``instructor=True`` runs the instructor checks too, as a hidden test cell does."""
+    found = failures(run_checks(exercise, namespace, inputs, hidden=instructor))
     assert not found, "a correct answer was rejected:\n" + "\n".join(f"{r.check}: {r.status} {r.code}: {r.message}" for r in found)
 
 
-def assert_caught(exercise: str, namespace: dict, code: str, **inputs) -> CheckResult:
-    """The checks reject the answer, and the first diagnosis is ``code``."""
-    found = failures(run_checks(exercise, namespace, inputs))
+def assert_caught(exercise: str, namespace: dict, code: str, *, instructor: bool = False, **inputs) -> CheckResult:
+    """The checks reject the answer, and the first diagnosis is ``code`` (``instructor=True``: with the
+    instructor checks run too, as in a hidden test cell)."""
+    found = failures(run_checks(exercise, namespace, inputs, hidden=instructor))
     assert found, f"a mistake expected to be diagnosed as {code!r} passed every check of {exercise}"
     first = found[0]
     assert first.code == code, f"expected the diagnosis {code!r}, got {first.code!r} ({first.status}): {first.message}"

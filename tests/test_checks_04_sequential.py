@@ -28,6 +28,24 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     assert_accepted("mlp_param_count", namespace, sizes=(13, 9, 9, 4, 2))
 
 
+def test_the_solutions_pass_the_hidden_tests_of_the_notebook_with_the_instructor_checks():
+    namespace = ns()
+    fresh = dict(num_features=11, hidden=7, num_samples=13, seed=3)
+    assert_accepted("TwoLayerModelNoSequential", namespace, instructor=True, **fresh)
+    assert_accepted("TwoLayerModel", namespace, instructor=True, **fresh)
+    assert_accepted("make_mlp", namespace, instructor=True, sizes=(13, 9, 9, 4, 2), num_samples=11, seed=7)
+    assert_accepted("mlp_param_count", namespace, instructor=True, sizes=(13, 9, 9, 4, 2))
+    assert_accepted("spiral_classifier", namespace, instructor=True, seed=5)
+
+
+def test_no_public_check_module_keeps_a_reference_mlp():
+    from autograder import registry
+    import importlib
+    registry.notebooks()
+    public = importlib.import_module("autograder.checks.04_sequential")
+    assert not hasattr(public, "_reference_mlp")
+
+
 # --- TwoLayerModelNoSequential ---
 
 
@@ -86,6 +104,33 @@ def test_TwoLayerModelNoSequential_with_F_relu_and_torch_sigmoid_is_accepted():
 ])
 def test_TwoLayerModelNoSequential_mistakes_are_diagnosed(wrong, code):
     assert_caught("TwoLayerModelNoSequential", ns(TwoLayerModelNoSequential=wrong), code)
+
+
+class WrongHiddenSize(nn.Module):
+    def __init__(self, num_features, hidden=3):
+        super().__init__()
+        self.linear1 = nn.Linear(num_features, 3)       # ignores hidden
+        self.linear2 = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.linear2(torch.relu(self.linear1(x))))
+
+
+class Unnamed(FunctionalActivations):
+    def __init__(self, num_features, hidden=3):
+        nn.Module.__init__(self)
+        self.first = nn.Linear(num_features, hidden)
+        self.second = nn.Linear(hidden, 1)
+
+
+@pytest.mark.parametrize("wrong, code, inputs", [
+    (WrongHiddenSize, "wrong_layer_size", dict(num_features=11, hidden=7)),
+    (Unnamed, "missing_attribute", {}),
+    (two_layer(lambda self, x: self.sigmoid(self.linear2(self.relu(self.linear1(x)))).detach()), "detached", {}),
+    (two_layer(lambda self, x: self.sigmoid(self.linear2(torch.sigmoid(self.linear1(x))))), "wrong_activation", {}),
+])
+def test_TwoLayerModelNoSequential_each_clause_has_its_planted_mistake(wrong, code, inputs):
+    assert_caught("TwoLayerModelNoSequential", ns(TwoLayerModelNoSequential=wrong), code, **inputs)
 
 
 def test_the_missing_bias_message_is_off_by_the_number_of_outputs():
@@ -174,6 +219,12 @@ def test_TwoLayerModel_mistakes_are_diagnosed(wrong, code):
     assert_caught("TwoLayerModel", ns(TwoLayerModel=wrong), code)
 
 
+def test_TwoLayerModel_whose_forward_bypasses_the_relu_of_its_network_is_caught():
+    skipping = sequential_model(hidden_layer, relu, output_layer, sigmoid,
+                                forward=lambda self, x: self.network[3](self.network[2](self.network[0](x))))
+    assert_caught("TwoLayerModel", ns(TwoLayerModel=skipping), "missing_activation")
+
+
 # --- make_mlp ---
 
 
@@ -247,8 +298,48 @@ def mlp_without_activations(sizes, activation=nn.ReLU):
     return nn.Sequential(*(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:])))
 
 
+class SkipsActivations(nn.Sequential):
+    """Looks right by its layers, but its forward runs only the Linear ones."""
+
+    def forward(self, x):
+        for layer in self:
+            if isinstance(layer, nn.Linear):
+                x = layer(x)
+        return x
+
+
+def mlp_subclass_skipping_activations(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), activation()]
+    return SkipsActivations(*layers[:-1])
+
+
+def mlp_recursive(sizes, activation=nn.ReLU):
+    """Another correct form: built by recursion, with add_module."""
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    network = nn.Sequential() if len(sizes) == 2 else mlp_recursive(sizes[:-1], activation)
+    if len(sizes) > 2:
+        network.add_module(f"act{len(sizes) - 3}", activation())
+    network.add_module(f"linear{len(sizes) - 2}", nn.Linear(sizes[-2], sizes[-1]))
+    return network
+
+
 def test_make_mlp_with_an_OrderedDict_is_accepted():
     assert_accepted("make_mlp", ns(make_mlp=mlp_ordered_dict))
+
+
+def test_make_mlp_built_by_recursion_is_accepted_by_the_hidden_tests_too():
+    assert_accepted("make_mlp", ns(make_mlp=mlp_recursive), instructor=True, sizes=(13, 9, 9, 4, 2),
+                    num_samples=11, seed=7)
+
+
+def test_a_Sequential_subclass_whose_forward_skips_the_activations_is_caught():
+    result = assert_caught("make_mlp", ns(make_mlp=mlp_subclass_skipping_activations), "forward_skips_layers")
+    assert "activations are skipped" in result.message
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -302,3 +393,69 @@ def test_mlp_param_count_mistakes_are_diagnosed(wrong, code):
 def test_modules_can_be_built_again_after_the_check_that_forbids_it():
     assert_caught("mlp_param_count", ns(mlp_param_count=count_by_building), "built_model")
     assert nn.Linear(3, 2).weight.shape == (2, 3)
+
+
+# --- spiral_classifier (challenge) ---
+
+
+class TanhNet(nn.Module):
+    """Another design, written as a class: wider, tanh, no make_mlp."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(2, 48), nn.Tanh(), nn.Linear(48, 48), nn.Tanh(), nn.Linear(48, 1))
+
+    def forward(self, x):
+        return torch.sigmoid(self.body(x))
+
+
+def test_another_design_reaching_the_target_is_accepted_by_the_hidden_tests_too():
+    assert_accepted("spiral_classifier", ns(spiral_classifier=TanhNet), instructor=True, seed=5)
+
+
+SHARED = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1), nn.Sigmoid())
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (lambda: nn.Sequential(nn.Linear(2, 1), nn.Sigmoid()), "below_target"),                 # a straight boundary
+    (lambda: nn.Sequential(nn.Linear(2, 80), nn.ReLU(), nn.Linear(80, 80), nn.ReLU(), nn.Linear(80, 1),
+                           nn.Sigmoid()), "over_budget"),                                     # 6,801 parameters
+    (lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 1)), "missing_sigmoid"),
+    (lambda: SHARED, "not_fresh"),
+    (lambda: TanhNet, "wrong_type"),
+    (lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2), nn.Sigmoid()), "wrong_shape"),
+])
+def test_spiral_classifier_mistakes_are_diagnosed(wrong, code):
+    assert_caught("spiral_classifier", ns(spiral_classifier=wrong), code)
+
+
+def test_the_hidden_spirals_are_other_data_than_the_notebook_shows():
+    from autograder.checks.instructor import __path__  # noqa: F401  (the instructor checks are installed here)
+    import importlib
+    hidden = importlib.import_module("autograder.checks.instructor.04_sequential")
+    assert not set(hidden._HIDDEN_SPIRALS) & {0, 1, 5, 6}
+
+
+def mlp_without_biases(sizes, activation=nn.ReLU):
+    if len(sizes) < 2:
+        raise ValueError("need two sizes")
+    layers = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out, bias=False), activation()]
+    return nn.Sequential(*layers[:-1])
+
+
+def mlp_sizes_reversed(sizes, activation=nn.ReLU):
+    return mlp_ordered_dict(list(reversed(sizes)), activation)
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (mlp_without_biases, "missing_bias"),
+    (mlp_sizes_reversed, "wrong_layer_size"),
+])
+def test_make_mlp_layer_clause_mistakes_are_diagnosed(wrong, code):
+    assert_caught("make_mlp", ns(make_mlp=wrong), code)
+
+
+def test_a_parameter_count_returned_as_a_float_is_caught():
+    assert_caught("mlp_param_count", ns(mlp_param_count=lambda sizes: float(count_with_a_loop(sizes))), "wrong_type")

@@ -28,6 +28,24 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     assert_accepted("training_step", namespace, lr=0.05, momentum=0.5, batch_size=97, steps=4, seed=6)
 
 
+def test_the_solutions_pass_the_hidden_tests_of_the_notebook_with_the_instructor_checks():
+    namespace = ns()
+    assert_accepted("softmax_cross_entropy", namespace, instructor=True, num_samples=37, num_classes=10, seed=5)
+    assert_accepted("DigitsClassifier", namespace, instructor=True, hidden=17, num_samples=23, seed=4)
+    assert_accepted("make_optimizer", namespace, instructor=True, lr=0.03, momentum=0.8)
+    assert_accepted("training_step", namespace, instructor=True, lr=0.05, momentum=0.5, batch_size=97, steps=4,
+                    seed=6)
+    assert_accepted("fast_optimizer", namespace, instructor=True, seed=1)
+
+
+def test_no_public_check_runs_a_reference_training_step_or_builds_the_answers_optimizer():
+    import importlib
+    import inspect
+    public = importlib.import_module("autograder.checks.05_loss_optim")
+    assert not hasattr(public, "_reference_steps")
+    assert "torch.optim.SGD(reference" not in inspect.getsource(public)
+
+
 # --- softmax_cross_entropy ---
 
 
@@ -135,6 +153,25 @@ def test_the_solutions_hand_written_max_shift_and_torch_logsumexp_agree():
 ])
 def test_softmax_cross_entropy_mistakes_are_diagnosed(wrong, code):
     assert_caught("softmax_cross_entropy", ns(softmax_cross_entropy=wrong), code)
+
+
+@pytest.mark.parametrize("right", [ce_logsumexp_gather, ce_nll_on_hand_written_log_probs, ce_one_hot])
+def test_softmax_cross_entropy_written_differently_passes_the_hidden_tests(right):
+    assert_accepted("softmax_cross_entropy", ns(softmax_cross_entropy=right), instructor=True, num_samples=37,
+                    num_classes=10, seed=5)
+
+
+def ce_one_hot_sized_by_the_targets(logits, targets):
+    """Right whenever the batch holds the last class; wrong (a shape error) otherwise."""
+    lse = torch.logsumexp(logits, dim=1)
+    return (lse - (logits * F.one_hot(targets)).sum(dim=1)).mean()
+
+
+def test_a_loss_that_only_works_when_every_class_is_in_the_batch_fails_only_the_hidden_tests():
+    namespace = ns(softmax_cross_entropy=ce_one_hot_sized_by_the_targets)
+    assert_accepted("softmax_cross_entropy", namespace)
+    assert_caught("softmax_cross_entropy", namespace, "raised", instructor=True, num_samples=37, num_classes=10,
+                  seed=5)
 
 
 def test_the_built_in_message_names_the_tool_that_was_called():
@@ -303,6 +340,19 @@ def test_make_optimizer_mistakes_are_diagnosed(wrong, code):
     assert_caught("make_optimizer", ns(make_optimizer=wrong), code)
 
 
+def optimizer_weight_decay(model, lr=0.1, momentum=0.0):
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=1e-3)
+
+
+def test_make_optimizer_with_weight_decay_is_caught():
+    assert_caught("make_optimizer", ns(make_optimizer=optimizer_weight_decay), "wrong_update")
+
+
+def test_make_optimizer_with_param_groups_passes_the_hidden_tests_too():
+    assert_accepted("make_optimizer", ns(make_optimizer=optimizer_with_param_groups), instructor=True, lr=0.03,
+                    momentum=0.8)
+
+
 # --- training_step ---
 
 
@@ -372,6 +422,30 @@ def test_training_step_mistakes_are_diagnosed(wrong, code):
     assert_caught("training_step", ns(training_step=wrong), code)
 
 
+def test_training_step_with_model_zero_grad_passes_the_hidden_tests_too():
+    assert_accepted("training_step", ns(training_step=step(zero=lambda model, optimizer: model.zero_grad())),
+                    instructor=True, lr=0.05, momentum=0.5, batch_size=97, steps=4, seed=6)
+
+
+def test_two_optimizer_steps_per_call_are_caught():
+    assert_caught("training_step", ns(training_step=step(order=("train", "zero", "forward", "backward", "step",
+                                                                "step"))), "extra_steps")
+
+
+def test_an_update_by_hand_instead_of_optimizer_step_is_caught():
+    def training_step(model, loss_fn, optimizer, X, y):
+        model.train()
+        model.zero_grad()
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.1 * p.grad
+        return loss.item()
+
+    assert_caught("training_step", ns(training_step=training_step), "no_update")
+
+
 def test_model_train_without_parentheses_is_caught():
     def training_step(model, loss_fn, optimizer, X, y):
         model.train  # noqa: B018 (the mistake under test)
@@ -394,3 +468,30 @@ def test_the_loss_returned_after_the_step_is_caught():
             return loss_fn(model(X), y).item()
 
     assert_caught("training_step", ns(training_step=training_step), "wrong_loss")
+
+
+# --- fast_optimizer (challenge) ---
+
+
+def adam(model):
+    return torch.optim.Adam(model.parameters(), lr=0.03)
+
+
+def test_another_optimizer_reaching_the_target_passes_the_hidden_tests_too():
+    assert_accepted("fast_optimizer", ns(fast_optimizer=adam), instructor=True, seed=1)
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (lambda model: torch.optim.SGD(model.parameters(), lr=0.1), "below_target"),
+    (lambda model: torch.optim.SGD(model.parameters(), lr=50.0, momentum=0.9), "below_target"),   # diverges
+    (lambda model: [torch.optim.SGD(model.parameters(), lr=0.5)], "wrong_optimizer"),
+    (lambda model: torch.optim.SGD(model[0].parameters(), lr=0.5, momentum=0.9), "missing_parameters"),
+])
+def test_fast_optimizer_mistakes_are_diagnosed(wrong, code):
+    assert_caught("fast_optimizer", ns(fast_optimizer=wrong), code)
+
+
+def test_a_broken_training_step_is_named_as_the_cause_when_the_challenge_misses_its_target():
+    no_zero_grad = step(order=("train", "forward", "backward", "step"))
+    result = assert_caught("fast_optimizer", ns(training_step=no_zero_grad), "training_step_broken")
+    assert "because your `training_step`" in result.message and "Fix `training_step` first" in result.message

@@ -32,9 +32,28 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     assert_accepted("plot_history", namespace, epochs=7, seed=2)
 
 
+def test_the_solutions_pass_the_hidden_tests_of_the_notebook_with_the_instructor_checks():
+    namespace = ns()
+    assert_accepted("make_loaders", namespace, instructor=True, num_samples=250, batch_size=20, val_fraction=0.3,
+                    seed=7)
+    assert_accepted("train_one_epoch", namespace, instructor=True, num_samples=41, batch_size=20, seed=4)
+    assert_accepted("evaluate", namespace, instructor=True, num_samples=51, batch_size=25, seed=9)
+    assert_accepted("fit", namespace, instructor=True, epochs=6, seed=3)
+    assert_accepted("plot_history", namespace, instructor=True, epochs=7, seed=2)
+    assert_accepted("training_settings", namespace, instructor=True, seed=1)
+
+
+def test_no_public_check_module_keeps_a_reference_epoch_or_a_reference_split():
+    import importlib
+    import inspect
+    public = importlib.import_module("autograder.checks.06_training_loop")
+    assert not hasattr(public, "_reference_epoch")
+    assert "torch.randperm(len(X)" not in inspect.getsource(public)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_solution_fit_reaches_the_digits_target_for_many_seeds(seed):
-    results = run_checks("fit", ns(), {"epochs": 4, "seed": seed})
+    results = run_checks("fit", ns(), {"epochs": 4, "seed": seed}, hidden=True)  # the digits run is an instructor check
     assert all(r.passed for r in results), [(r.check, r.message) for r in results if not r.passed]
 
 
@@ -361,21 +380,71 @@ def test_fit_written_inline_with_an_extra_key_is_accepted():
     assert_accepted("fit", ns(fit=_fit()))
 
 
-def test_fit_that_also_measures_the_training_set_is_accepted():
-    namespace = ns()
-
+def _fit_measuring_the_training_set(namespace, train_loss_from="epoch"):
     def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs):
         history = {key: [] for key in ("train_loss", "val_loss", "val_acc", "train_acc")}
         for _ in range(epochs):
-            namespace["train_one_epoch"](model, train_loader, loss_fn, optimizer)
-            train_loss, train_acc = namespace["evaluate"](model, train_loader, loss_fn)
+            epoch_loss = namespace["train_one_epoch"](model, train_loader, loss_fn, optimizer)
+            measured_loss, train_acc = namespace["evaluate"](model, train_loader, loss_fn)
             val_loss, val_acc = namespace["evaluate"](model, val_loader, loss_fn)
+            train_loss = {"epoch": epoch_loss, "measured": measured_loss, "val": val_loss}[train_loss_from]
             for key, value in zip(history, (train_loss, val_loss, val_acc, train_acc)):
                 history[key].append(value)
         return history
 
-    namespace["fit"] = fit
+    return fit
+
+
+def test_fit_that_also_measures_the_training_set_is_accepted():
+    namespace = ns()
+    namespace["fit"] = _fit_measuring_the_training_set(namespace)
     assert_accepted("fit", namespace)
+    assert_accepted("fit", namespace, instructor=True, epochs=6, seed=3)
+
+
+@pytest.mark.parametrize("source, code", [("val", "train_loss_is_val_loss"), ("measured", "wrong_train_loss")])
+def test_a_train_loss_that_is_not_what_the_epochs_batches_gave_is_caught(source, code):
+    namespace = ns()
+    namespace["fit"] = _fit_measuring_the_training_set(namespace, train_loss_from=source)
+    assert_caught("fit", namespace, code)
+
+
+def _fit_with(namespace):
+    def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs):
+        history = {"train_loss": [], "val_loss": [], "val_acc": []}
+        for _ in range(epochs):
+            history["train_loss"].append(namespace["train_one_epoch"](model, train_loader, loss_fn, optimizer))
+            val_loss, val_acc = namespace["evaluate"](model, val_loader, loss_fn)
+            history["val_loss"].append(val_loss)
+            history["val_acc"].append(val_acc)
+        return history
+
+    return fit
+
+
+def test_a_broken_evaluate_is_named_as_the_cause_of_fits_wrong_validation_loss():
+    namespace = ns()
+    namespace["evaluate"] = _evaluate(weighted=False)
+    namespace["fit"] = _fit_with(namespace)
+    result = assert_caught("fit", namespace, "evaluate_broken")
+    assert "fit's validation loss or accuracy is wrong because your `evaluate`" in result.message
+    assert "plain mean of the batches" in result.message
+
+
+def test_an_evaluate_without_eval_mode_is_named_as_the_cause_when_fit_validates_in_train_mode():
+    namespace = ns()
+    namespace["evaluate"] = _evaluate(eval_mode=False)
+    namespace["fit"] = _fit_with(namespace)
+    result = assert_caught("fit", namespace, "evaluate_broken")
+    assert "because your `evaluate`" in result.message
+
+
+def test_a_broken_train_one_epoch_is_named_as_the_cause_of_fits_wrong_training_loss():
+    namespace = ns()
+    namespace["train_one_epoch"] = _epoch(weighted=False)
+    namespace["fit"] = _fit_with(namespace)
+    result = assert_caught("fit", namespace, "train_one_epoch_broken")
+    assert "fit's training loss is wrong because your `train_one_epoch`" in result.message
 
 
 def fit_storing_tensors(model, train_loader, val_loader, loss_fn, optimizer, epochs):
@@ -469,3 +538,103 @@ def test_the_checks_leave_no_figure_open():
     run_checks("plot_history", ns())
     run_checks("plot_history", ns(plot_history=_plot(labels=False)))
     assert set(plt.get_fignums()) == before
+
+
+# --- clauses added with the clause lists: one planted mistake each ---
+
+
+def epoch_two_steps_per_batch(model, loader, loss_fn, optimizer):
+    model.train()
+    total = count = 0
+    for inputs, targets in loader:
+        for _ in range(2):
+            optimizer.zero_grad()
+            loss = loss_fn(model(inputs), targets)
+            loss.backward()
+            optimizer.step()
+        total += loss.item() * len(targets)
+        count += len(targets)
+    return total / count
+
+
+def epoch_with_its_own_loss(model, loader, loss_fn, optimizer):
+    return _epoch()(model, loader, torch.nn.CrossEntropyLoss(), optimizer)
+
+
+def epoch_squeezing_the_batch(model, loader, loss_fn, optimizer):
+    """Right for every batch of two samples or more; a batch of one loses its batch dimension."""
+    model.train()
+    total = count = 0
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        loss = loss_fn(model(inputs.squeeze()), targets.squeeze())
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(targets)
+        count += len(targets)
+    return total / count
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (epoch_two_steps_per_batch, "wrong_step_count"),
+    (epoch_with_its_own_loss, "loss_fn_ignored"),
+])
+def test_train_one_epoch_clause_mistakes_are_diagnosed(wrong, code):
+    assert_caught("train_one_epoch", ns(train_one_epoch=wrong), code)
+
+
+def test_a_batch_of_one_sample_is_what_the_hidden_train_one_epoch_test_adds():
+    namespace = ns(train_one_epoch=epoch_squeezing_the_batch)
+    assert_accepted("train_one_epoch", namespace)
+    assert_caught("train_one_epoch", namespace, "raised", instructor=True, num_samples=41, batch_size=20, seed=4)
+
+
+def test_train_one_epoch_written_differently_passes_the_hidden_tests_too():
+    assert_accepted("train_one_epoch", ns(train_one_epoch=epoch_model_zero_grad_set_to_none), instructor=True,
+                    num_samples=41, batch_size=20, seed=4)
+
+
+def test_an_evaluate_that_ignores_loss_fn_is_caught():
+    def evaluate(model, loader, loss_fn):
+        return _evaluate()(model, loader, torch.nn.CrossEntropyLoss())
+
+    assert_caught("evaluate", ns(evaluate=evaluate), "loss_fn_ignored")
+
+
+def test_a_validation_loader_in_one_batch_is_caught():
+    def make_loaders(X, y, batch_size=32, val_fraction=0.2, seed=0):
+        train, val = ns()["make_loaders"](X, y, batch_size, val_fraction, seed)
+        return train, DataLoader(val.dataset, batch_size=len(val.dataset))
+
+    assert_caught("make_loaders", ns(make_loaders=make_loaders), "wrong_batch_size")
+
+
+# --- training_settings (challenge) ---
+
+
+@pytest.mark.parametrize("right", [{"batch_size": 32, "lr": 0.1, "momentum": 0.9},
+                                   {"batch_size": 8, "lr": 0.05, "momentum": 0.8}])
+def test_other_settings_reaching_the_target_pass_the_hidden_tests_too(right):
+    assert_accepted("training_settings", ns(training_settings=lambda: dict(right)), instructor=True, seed=1)
+
+
+@pytest.mark.parametrize("wrong, code", [
+    ({"batch_size": 32, "lr": 0.05, "momentum": 0.9}, "below_target"),      # the notebook's 30-epoch run
+    ({"batch_size": 16, "lr": 0.1, "momentum": 0.0}, "below_target"),
+    ({"batch_size": 4, "lr": 0.1, "momentum": 0.9}, "wrong_settings"),
+    ({"batch_size": 16.0, "lr": 0.1, "momentum": 0.9}, "wrong_settings"),
+    ({"batch_size": 16, "lr": 0.1, "momentum": 1.0}, "wrong_settings"),
+    ({"batch_size": 16, "lr": 0.1}, "missing_keys"),
+    ((16, 0.1, 0.9), "wrong_return"),
+])
+def test_training_settings_mistakes_are_diagnosed(wrong, code):
+    assert_caught("training_settings", ns(training_settings=lambda: wrong), code)
+
+
+def test_a_broken_fit_is_named_as_the_cause_when_the_challenge_misses_its_target():
+    def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs):   # forgets to train
+        loss, acc = ns()["evaluate"](model, val_loader, loss_fn)
+        return {"train_loss": [loss] * epochs, "val_loss": [loss] * epochs, "val_acc": [acc] * epochs}
+
+    result = assert_caught("training_settings", ns(fit=fit), "fit_broken")
+    assert "because your `fit`" in result.message

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
+from autograder.data import load_digits
 from autograder.runner import run_checks
 from support import assert_accepted, assert_caught, solution_namespace
 
 NB = "07_devices_checkpoints"
-EXERCISES = ("get_device", "move_to", "save_checkpoint", "load_checkpoint")
+EXERCISES = ("get_device", "move_to", "save_checkpoint", "load_checkpoint", "train_tiny_model")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
@@ -26,17 +27,20 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     namespace = ns()
     for exercise in EXERCISES:
         assert_accepted(exercise, namespace)
-    assert_accepted("get_device", namespace, available=("mps",))
-    assert_accepted("get_device", namespace, available=("cuda", "mps"))
-    assert_accepted("get_device", namespace, available=())
-    assert_accepted("move_to", namespace, seed=5, depth=4)
-    assert_accepted("save_checkpoint", namespace, epoch=12, seed=4)
-    assert_accepted("load_checkpoint", namespace, epoch=9, seed=6)
+    # as the hidden test cells call them (fresh inputs run the instructor's checks too)
+    assert_accepted("get_device", namespace, available=("mps",), instructor=True)
+    assert_accepted("get_device", namespace, available=("cuda", "mps"), instructor=True)
+    assert_accepted("get_device", namespace, available=(), instructor=True)
+    assert_accepted("move_to", namespace, seed=5, depth=4, instructor=True)
+    assert_accepted("move_to", namespace, seed=8, depth=0, instructor=True)
+    assert_accepted("save_checkpoint", namespace, epoch=12, seed=4, instructor=True)
+    assert_accepted("load_checkpoint", namespace, epoch=9, seed=6, instructor=True)
+    assert_accepted("train_tiny_model", namespace, instructor=True)
 
 
 def test_every_check_takes_a_few_seconds_at_most():
     namespace = ns()
-    for exercise in EXERCISES:
+    for exercise in EXERCISES[:4]:
         run_checks(exercise, namespace)  # warm up
         for result in run_checks(exercise, namespace):
             assert result.seconds < 5, f"{result.check} took {result.seconds} s"
@@ -48,14 +52,15 @@ def test_the_checks_leave_no_file_behind(tmp_path, monkeypatch):
     real_save = torch.save
 
     def recording_save(obj, f, *args, **kwargs):
-        created.append(Path(f))
+        created.append(Path(f) if isinstance(f, (str, Path)) else f)
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", recording_save)
     namespace = ns()
-    for exercise in ("save_checkpoint", "load_checkpoint"):
+    for exercise in ("save_checkpoint", "load_checkpoint", "train_tiny_model"):
         assert_accepted(exercise, namespace)
     assert created, "the checks saved nothing"
+    created = [path for path in created if isinstance(path, Path)]  # the challenge saves into memory only
     assert all(Path(tempfile.gettempdir()) in path.parents for path in created)
     assert not any(path.exists() for path in created)
     assert list(tmp_path.iterdir()) == []
@@ -177,6 +182,36 @@ def move_to_dropping_non_tensors(obj, device):
     return None
 
 
+def move_to_in_place(obj, device):
+    """Overwrites the caller's containers instead of building new ones."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        for key in obj:
+            obj[key] = move_to_in_place(obj[key], device)
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [move_to_in_place(item, device) for item in obj]
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(move_to_in_place(item, device) for item in obj)
+    return obj
+
+
+def move_to_refilling_a_copy_then_returning_the_original(obj, device):
+    """Leaves the caller's values alone but hands back its own dicts, refilled... through a shallow copy."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        moved = {key: move_to_refilling_a_copy_then_returning_the_original(v, device) for key, v in obj.items()}
+        obj.clear()
+        obj.update(moved)
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(move_to_refilling_a_copy_then_returning_the_original(item, device) for item in obj)
+    return obj
+
+
 def move_to_forgetting_to_assign(obj, device):
     if isinstance(obj, torch.Tensor):
         obj.to(device)
@@ -191,7 +226,7 @@ def move_to_forgetting_to_assign(obj, device):
 @pytest.mark.parametrize("variant", [move_to_with_tree_map, move_to_with_type_checks])
 def test_move_to_written_differently_is_accepted(variant):
     assert_accepted("move_to", ns(move_to=variant))
-    assert_accepted("move_to", ns(move_to=variant), seed=5, depth=4)
+    assert_accepted("move_to", ns(move_to=variant), seed=5, depth=4, instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -200,6 +235,8 @@ def test_move_to_written_differently_is_accepted(variant):
     (move_to_calling_to_on_everything, "non_tensor_moved"),
     (move_to_dropping_non_tensors, "non_tensor_changed"),
     (move_to_forgetting_to_assign, "not_moved"),
+    (move_to_in_place, "modified_input"),
+    (move_to_refilling_a_copy_then_returning_the_original, "modified_input"),
 ])
 def test_move_to_mistakes_are_diagnosed(wrong, code):
     assert_caught("move_to", ns(move_to=wrong), code)
@@ -347,7 +384,8 @@ def load_epoch_as_tensor(path, model, optimizer=None, map_location="cpu"):
 
 def test_load_checkpoint_with_positional_map_location_is_accepted():
     assert_accepted("load_checkpoint", ns(load_checkpoint=load_with_positional_map_location))
-    assert_accepted("load_checkpoint", ns(load_checkpoint=load_with_positional_map_location), epoch=9, seed=6)
+    assert_accepted("load_checkpoint", ns(load_checkpoint=load_with_positional_map_location), epoch=9, seed=6,
+                    instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -388,6 +426,78 @@ def test_a_round_trip_through_the_solutions_resumes_exactly(tmp_path):
         assert torch.equal(a, b)
 
 
+# --- challenge: train_tiny_model ---
+
+
+def tiny_trainer(build, steps=200, lr=0.05, dtype=None, load_itself=False, cast=True):
+    namespace = ns()
+
+    class Cast(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x.to(next(self.inner.parameters()).dtype)).float()
+
+    def train_tiny_model(X, y):
+        if load_itself:
+            X, y = load_digits()
+        torch.manual_seed(0)
+        model = build()
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(X), y).backward()
+            optimizer.step()
+        if dtype is None:
+            return model
+        return Cast(model.to(dtype)) if cast else model.to(dtype)
+
+    namespace["train_tiny_model"] = train_tiny_model
+    return namespace
+
+
+class PlainAttributeWeights(nn.Module):
+    """Keeps its weights in a plain tensor attribute: they are not in the state dict (0 bytes), and lost."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.weight, self.bias = layer.weight.detach().clone(), layer.bias.detach().clone()
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias
+
+
+def test_train_tiny_model_in_bfloat16_is_accepted():
+    assert_accepted("train_tiny_model", tiny_trainer(lambda: nn.Linear(64, 10), dtype=torch.bfloat16), instructor=True)
+
+
+@pytest.mark.parametrize("namespace, code", [
+    (lambda: tiny_trainer(lambda: nn.Linear(64, 10)), "over_byte_budget"),
+    (lambda: tiny_trainer(lambda: nn.Sequential(nn.Linear(64, 2), nn.Linear(2, 10))), "below_target"),
+    (lambda: tiny_trainer(lambda: nn.Linear(64, 10), dtype=torch.float16, load_itself=True), "loads_other_data"),
+    (lambda: tiny_trainer(lambda: nn.Linear(64, 10), steps=1, dtype=torch.float16), "below_target"),
+    (lambda: tiny_trainer(lambda: nn.Linear(64, 10), dtype=torch.float16, cast=False), "wrong_input"),
+])
+def test_train_tiny_model_mistakes_are_diagnosed(namespace, code):
+    assert_caught("train_tiny_model", namespace(), code)
+
+
+def test_train_tiny_model_must_keep_its_weights_in_the_state_dict():
+    namespace = tiny_trainer(lambda: nn.Linear(64, 10))
+    trained = namespace["train_tiny_model"]
+    namespace["train_tiny_model"] = lambda X, y: PlainAttributeWeights(trained(X, y))
+    assert_caught("train_tiny_model", namespace, "state_incomplete")
+
+
+def test_the_tiny_challenge_measures_cpu_time(monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("autograder.checks.07_devices_checkpoints"), "TINY_CPU_SECONDS", 0.001)
+    assert_caught("train_tiny_model", ns(), "over_time_budget")
+
+
 # --- on a CUDA GPU (skipped without one) ---
 
 
@@ -406,6 +516,7 @@ def test_on_a_gpu_move_to_moves_nested_batches_there_and_back():
     on_gpu = move_to(batch, torch.device("cuda"))
     assert on_gpu["x"].is_cuda and on_gpu["pair"][0].is_cuda and on_gpu["pair"][1][1].is_cuda
     assert type(on_gpu["pair"]) is tuple and on_gpu["pair"][1][0] == "id" and on_gpu["n"] == 4
+    assert batch["x"].device.type == "cpu" and batch["pair"][1][1].device.type == "cpu", "the caller's batch moved"
     back = move_to(on_gpu, torch.device("cpu"))
     assert torch.equal(back["x"], batch["x"]) and back["pair"][1][1].device.type == "cpu"
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autograder.data import load_digits
 from support import assert_accepted, assert_caught, solution_namespace
 
 NB = "08_regularization"
@@ -17,11 +18,25 @@ def ns(**replacements):
 
 def test_the_solutions_pass_with_default_and_fresh_inputs():
     namespace = ns()
-    for exercise in ("inverted_dropout", "RegularizedMLP", "predict"):
+    for exercise in ("inverted_dropout", "RegularizedMLP", "predict", "train_despite_noise"):
         assert_accepted(exercise, namespace)
-    assert_accepted("inverted_dropout", namespace, num_rows=300, num_cols=700, p=0.6, seed=11)
-    assert_accepted("RegularizedMLP", namespace, num_features=20, hidden=6, num_classes=4, p_drop=0.35, seed=3)
-    assert_accepted("predict", namespace, num_samples=40, num_features=9, num_classes=5, seed=8)
+    # as the hidden test cells call them (fresh inputs run the instructor's checks too)
+    assert_accepted("inverted_dropout", namespace, num_rows=300, num_cols=700, p=0.6, seed=11, instructor=True)
+    assert_accepted("inverted_dropout", namespace, num_rows=1000, num_cols=90, p=0.05, seed=4, instructor=True)
+    assert_accepted("RegularizedMLP", namespace, num_features=20, hidden_units=6, num_classes=4, p_drop=0.35, seed=3,
+                    instructor=True)
+    assert_accepted("predict", namespace, num_samples=40, num_features=9, num_classes=5, seed=8, instructor=True)
+    assert_accepted("predict", namespace, num_samples=1, num_features=3, num_classes=2, seed=2, instructor=True)
+    assert_accepted("train_despite_noise", namespace, instructor=True)
+
+
+def test_the_public_module_holds_no_reference_answer():
+    import importlib
+    import inspect
+
+    source = inspect.getsource(importlib.import_module("autograder.checks.08_regularization"))
+    assert "def _eval_reference" not in source and "def _train_reference" not in source
+    assert "_expected_classes" not in source
 
 
 # --- inverted_dropout: correct answers written differently ---
@@ -216,15 +231,29 @@ EndsWithSoftmax = mlp(lambda f, h, c, p: [nn.Linear(f, h), nn.BatchNorm1d(h), nn
                                           nn.Linear(h, c), nn.Softmax(dim=1)])
 NoRunningStats = mlp(lambda f, h, c, p: [nn.Linear(f, h), nn.BatchNorm1d(h, track_running_stats=False), nn.ReLU(),
                                          nn.Dropout(p), nn.Linear(h, c)])
+DropoutOnTheLogits = mlp(lambda f, h, c, p: [nn.Linear(f, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Linear(h, c),
+                                             nn.Dropout(p)])
 DropoutOnTheInput = mlp(lambda f, h, c, p: [nn.Dropout(p), nn.Linear(f, h), nn.BatchNorm1d(h), nn.ReLU(),
                                             nn.Linear(h, c)])
+
+
+class SkipsTheNormInEval(AttributesAndFunctionalReLU):
+    def forward(self, x):
+        h = self.fc1(x)
+        return self.fc2(self.dropout(F.relu(self.bn(h) if self.training else h)))
+
+
+class NormAlwaysInTrainMode(AttributesAndFunctionalReLU):
+    def forward(self, x):
+        self.bn.train()
+        return super().forward(x)
 
 
 @pytest.mark.parametrize("variant", [AttributesAndFunctionalReLU, FunctionalDropout])
 def test_RegularizedMLP_written_differently_is_accepted(variant):
     assert_accepted("RegularizedMLP", ns(RegularizedMLP=variant))
-    assert_accepted("RegularizedMLP", ns(RegularizedMLP=variant), num_features=20, hidden=6, num_classes=4,
-                    p_drop=0.35, seed=3)
+    assert_accepted("RegularizedMLP", ns(RegularizedMLP=variant), num_features=20, hidden_units=6, num_classes=4,
+                    p_drop=0.35, seed=3, instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -236,9 +265,36 @@ def test_RegularizedMLP_written_differently_is_accepted(variant):
     (EndsWithSoftmax, "softmax_in_model"),
     (NoRunningStats, "no_running_stats"),
     (DropoutOnTheInput, "wrong_order"),
+    (DropoutOnTheLogits, "wrong_order"),
+    (SkipsTheNormInEval, "running_stats_ignored"),
+    (NormAlwaysInTrainMode, "stats_updated_in_eval"),
 ])
 def test_RegularizedMLP_mistakes_are_diagnosed(wrong, code):
     assert_caught("RegularizedMLP", ns(RegularizedMLP=wrong), code)
+
+
+class NormalisedByHand(nn.Module):
+    """Batch norm written out with the formula, its own buffers, and an unscaled dropout: right in eval mode
+    and in its batch statistics, wrong on average in train mode."""
+
+    def __init__(self, num_features, hidden, num_classes, p_drop=0.5):
+        super().__init__()
+        self.fc1 = nn.Linear(num_features, hidden)
+        self.bn = nn.BatchNorm1d(hidden)
+        self.p = p_drop
+        self.drop = nn.Dropout(p_drop)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.fc1(x)))
+        if self.training:
+            h = self.drop(h) * (1 - self.p)   # undoes nn.Dropout's scaling
+        return self.fc2(h)
+
+
+def test_the_instructor_checks_compare_with_the_reference_network():
+    assert_accepted("RegularizedMLP", ns(RegularizedMLP=NormalisedByHand))
+    assert_caught("RegularizedMLP", ns(RegularizedMLP=NormalisedByHand), "wrong_order", instructor=True)
 
 
 # --- predict ---
@@ -321,7 +377,8 @@ def predict_with_detach(model, X):
 @pytest.mark.parametrize("variant", [predict_saving_the_mode, predict_with_torch_max])
 def test_predict_written_differently_is_accepted(variant):
     assert_accepted("predict", ns(predict=variant))
-    assert_accepted("predict", ns(predict=variant), num_samples=40, num_features=9, num_classes=5, seed=8)
+    assert_accepted("predict", ns(predict=variant), num_samples=40, num_features=9, num_classes=5, seed=8,
+                    instructor=True)
 
 
 @pytest.mark.parametrize("wrong, code", [
@@ -335,3 +392,90 @@ def test_predict_written_differently_is_accepted(variant):
 ])
 def test_predict_mistakes_are_diagnosed(wrong, code):
     assert_caught("predict", ns(predict=wrong), code)
+
+
+
+def predict_by_hand_softmax_threshold(model, X):
+    """Right on the probe (one class far ahead), wrong on a real network: the first class above 0.3."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(X), dim=1)
+    model.train(was_training)
+    return (probs > 0.3).long().argmax(dim=1)
+
+
+def test_the_instructor_check_compares_with_a_real_network():
+    assert_accepted("predict", ns(predict=predict_by_hand_softmax_threshold))
+    assert_caught("predict", ns(predict=predict_by_hand_softmax_threshold), "wrong_classes", instructor=True)
+
+
+# --- challenge: train_despite_noise ---
+
+
+def noisy_trainer(layers, epochs=200, lr=3e-3, weight_decay=0.0, load_itself=False):
+    namespace = ns()
+
+    def train_despite_noise(X, y):
+        if load_itself:
+            X, y = load_digits()
+        torch.manual_seed(0)
+        model = nn.Sequential(*layers())
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        model.train()
+        for _ in range(epochs):
+            optimizer.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            optimizer.step()
+        return model
+
+    namespace["train_despite_noise"] = train_despite_noise
+    return namespace
+
+
+def early_stopping(X, y):
+    """Keeps 60 of the 300 digits aside and returns the state with the lowest loss on them."""
+    import copy
+
+    torch.manual_seed(0)
+    fit_X, fit_y, held_X, held_y = X[60:], y[60:], X[:60], y[:60]
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    best = (float("inf"), None)
+    for _ in range(100):
+        model.train()
+        for start in range(0, len(fit_X), 40):
+            optimizer.zero_grad()
+            F.cross_entropy(model(fit_X[start:start + 40]), fit_y[start:start + 40]).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            loss = F.cross_entropy(model(held_X), held_y).item()
+        if loss < best[0]:
+            best = (loss, copy.deepcopy(model.state_dict()))
+    model.load_state_dict(best[1])
+    return model
+
+
+@pytest.mark.parametrize("namespace", [
+    lambda: noisy_trainer(lambda: [nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)], epochs=30, weight_decay=0.05),
+    lambda: ns(train_despite_noise=early_stopping),
+])
+def test_other_regularisation_choices_are_accepted(namespace):
+    assert_accepted("train_despite_noise", namespace(), instructor=True)
+
+
+@pytest.mark.parametrize("namespace, code", [
+    (lambda: noisy_trainer(lambda: [nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)]), "below_target"),
+    (lambda: noisy_trainer(lambda: [nn.Linear(64, 256), nn.ReLU(), nn.Dropout(0.8), nn.Linear(256, 10)],
+                           load_itself=True), "loads_other_data"),
+])
+def test_train_despite_noise_mistakes_are_diagnosed(namespace, code):
+    assert_caught("train_despite_noise", namespace(), code)
+
+
+def test_the_noise_challenge_measures_cpu_time(monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("autograder.checks.08_regularization"), "NOISY_CPU_SECONDS", 0.001)
+    assert_caught("train_despite_noise", ns(), "over_time_budget")

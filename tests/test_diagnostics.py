@@ -11,9 +11,13 @@ that runs through `autograder check`, as a learner would see them.
 from __future__ import annotations
 
 import ast
+import math
+import tempfile
 from dataclasses import dataclass
 
 import pytest
+import torch
+from torch import nn
 
 from autograder import registry
 from support import assert_caught, block, check, exercise_line, flat, planted, solution_namespace
@@ -241,6 +245,28 @@ MISTAKES = [
     torch.save({"model_state_dict": model, "optimizer_state_dict": optimizer.state_dict(), "epoch": int(epoch)},
                path)
 ''', ("state_dict",)),
+    Mistake("a move_to that overwrites the caller's dict", "07_devices_checkpoints", "move_to", "modified_input",
+            '''def move_to(obj, device):
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        for key in obj:
+            obj[key] = move_to(obj[key], device)
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(move_to(item, device) for item in obj)
+    return obj
+''', ("changed the batch it was given", "new container")),
+    Mistake("a CNN whose convolution only has to exist", "09_capstone", "DigitsCNN", "conv_not_used",
+            '''class DigitsCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.mlp(x) + 0 * self.conv(x).mean()
+''', ("do not carry the signal",)),
     Mistake("dropout without the 1/(1-p) scale", "08_regularization", "inverted_dropout", "missing_dropout_scale",
             '''def inverted_dropout(x, p, training, generator=None):
     if not 0 <= p <= 1:
@@ -299,3 +325,97 @@ def test_autograder_check_shows_the_diagnosis_of_each_planted_mistake(notebook, 
         line = exercise_line(output, mistake.exercise)
         assert f" 0/3  failed: {mistake.code} " in line, line
         assert names_the_cause(flat(block(output, mistake.exercise)), mistake), block(output, mistake.exercise)
+
+
+# Each row of a later notebook also runs on its own here, to show that its planted
+# code really has the mistake it stands for (apart from what the checks say of it).
+
+
+def _plain_list_model(ns):
+    model = ns["TwoLayerModelNoSequential"](5)
+    assert list(model.parameters()) == [] and model(torch.randn(4, 5)).shape == (4, 1)
+
+
+def _plain_list_mlp(ns):
+    layers = ns["make_mlp"]([4, 3, 2])
+    assert type(layers) is list and [type(m) for m in layers] == [nn.Linear, nn.ReLU, nn.Linear]
+
+
+def _softmax_model(ns):
+    probs = ns["DigitsClassifier"]()(torch.randn(6, 64))
+    assert torch.allclose(probs.sum(dim=1), torch.ones(6))
+
+
+def _softmax_step(ns):
+    model = nn.Linear(64, 10)
+    loss = ns["training_step"](model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                               torch.randn(8, 64), torch.randint(0, 10, (8,)))
+    assert type(loss) is float and loss > math.log(10) - 0.1, "softmax then cross-entropy starts near log(10)"
+
+
+def _evaluation(ns, eval_mode, graph):
+    seen = []
+    model = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.5))
+    model.register_forward_hook(lambda module, args, out: seen.append((module.training, out.requires_grad)))
+    loader = [(torch.randn(5, 4), torch.randint(0, 3, (5,))) for _ in range(2)]
+    loss, accuracy = ns["evaluate"](model, loader, nn.CrossEntropyLoss())
+    assert type(loss) is float and type(accuracy) is float
+    assert seen == [(not eval_mode, graph)] * 2
+
+
+def _pickled(ns):
+    model = nn.Linear(2, 1)
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/checkpoint.pt"
+        ns["save_checkpoint"](path, model, torch.optim.SGD(model.parameters(), lr=0.1), 3)
+        with pytest.raises(Exception):
+            torch.load(path, weights_only=True)
+        assert isinstance(torch.load(path, weights_only=False)["model_state_dict"], nn.Module)
+
+
+def _in_place_move(ns):
+    batch = {"x": torch.ones(2), "pair": (torch.zeros(1), "id")}
+    moved = ns["move_to"](batch, torch.device("meta"))
+    assert moved is batch and batch["x"].device.type == "meta", "the caller's own dict now holds the moved tensors"
+
+
+def _idle_conv(ns):
+    model = ns["DigitsCNN"]()
+    images = torch.rand(4, 1, 8, 8)
+    before = model(images)
+    with torch.no_grad():
+        model.conv.weight.zero_()
+        model.conv.bias.zero_()
+    assert torch.equal(model(images), before), "switching the convolution off changes nothing"
+
+
+def _unscaled(ns):
+    x = torch.ones(1000)
+    out = ns["inverted_dropout"](x, 0.5, True, torch.Generator().manual_seed(0))
+    assert set(out.unique().tolist()) == {0.0, 1.0}, "survivors keep their value instead of doubling"
+
+
+SYMPTOMS = {
+    "04_sequential-TwoLayerModelNoSequential-layers_in_plain_list": _plain_list_model,
+    "04_sequential-make_mlp-layers_in_plain_list": _plain_list_mlp,
+    "05_loss_optim-DigitsClassifier-double_softmax": _softmax_model,
+    "05_loss_optim-training_step-double_softmax": _softmax_step,
+    "06_training_loop-evaluate-missing_eval": lambda ns: _evaluation(ns, eval_mode=False, graph=False),
+    "06_training_loop-evaluate-missing_no_grad": lambda ns: _evaluation(ns, eval_mode=True, graph=True),
+    "07_devices_checkpoints-save_checkpoint-pickled_module": _pickled,
+    "07_devices_checkpoints-move_to-modified_input": _in_place_move,
+    "08_regularization-inverted_dropout-missing_dropout_scale": _unscaled,
+    "09_capstone-DigitsCNN-conv_not_used": _idle_conv,
+}
+LATER = [m for m in MISTAKES if m.notebook >= "04"]
+
+
+def test_every_row_of_a_later_notebook_has_its_symptom_shown():
+    assert sorted(SYMPTOMS) == sorted(m.id for m in LATER)
+
+
+@pytest.mark.parametrize("mistake", LATER, ids=[m.id for m in LATER])
+def test_the_planted_code_of_a_later_notebook_runs_and_shows_its_mistake(mistake):
+    namespace = {"torch": torch, "nn": nn, "math": math}
+    exec(compile(mistake.source, f"<{mistake.id}>", "exec"), namespace)
+    SYMPTOMS[mistake.id](namespace)

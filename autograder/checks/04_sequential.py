@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 from torchinfo import summary
@@ -15,10 +17,12 @@ from autograder.checks._support import (
     expect_parameter_count,
     instantiate,
     is_close,
+    number,
     parameter_count,
     plain_containers,
     shape_text,
 )
+from autograder.data import make_spirals
 from autograder.registry import Checks
 from autograder.results import expect, fail
 
@@ -76,6 +80,16 @@ def _expect_two_layer_output(out, X, linear1: nn.Linear, linear2: nn.Linear, nam
 
 
 # --- TwoLayerModelNoSequential -------------------------------------------------------
+#
+# Clauses (text and contract) -> the check that enforces each:
+#   attributes linear1 = Linear(num_features, hidden), linear2 = Linear(hidden, 1)
+#                                          -> has_linear1_and_linear2_of_the_right_sizes
+#   every weight and bias registered: (n·h + h) + (h + 1), 22 for 5 and 3
+#                                          -> counts_every_weight_and_bias
+#   forward = sigmoid(linear2(relu(linear1(x)))), shape (N, 1); relu/sigmoid as modules or functional
+#                                          -> computes_sigmoid_of_linear2_of_relu_of_linear1
+#   the output stays in the graph, both layers on its path
+#                                          -> gradients_reach_both_layers
 
 
 def _build(cls, name, *args):
@@ -127,6 +141,14 @@ def gradients_reach_both_layers(TwoLayerModelNoSequential, num_features=5, hidde
 
 
 # --- TwoLayerModel -------------------------------------------------------------------------
+#
+# Clauses -> checks:
+#   one attribute `network`, an nn.Sequential    -> has_an_nn_Sequential_attribute_network
+#   network holds Linear(n, h), ReLU, Linear(h, 1), Sigmoid in that order
+#                                                -> network_is_Linear_ReLU_Linear_Sigmoid
+#   the same 22 parameters (for 5 and 3)          -> counts_every_weight_and_bias
+#   forward returns what those layers compute, in the graph
+#                                                -> forward_runs_the_network
 
 
 def _network(model: nn.Module) -> nn.Sequential:
@@ -193,6 +215,20 @@ def forward_runs_the_network(TwoLayerModel, num_features=5, hidden=3, num_sample
 
 
 # --- make_mlp -------------------------------------------------------------------------------
+#
+# Clauses -> checks:
+#   returns an nn.Sequential of Linear(sizes[i], sizes[i+1]) (with bias), for a list or a tuple
+#                                -> returns_an_nn_Sequential_of_Linear_layers_of_the_given_sizes
+#   an activation between consecutive layers, none after the last, a fresh one per gap
+#                                -> puts_a_fresh_activation_between_consecutive_layers_and_none_after_the_last
+#   the `activation` argument is used (nn.Tanh, nn.PReLU)
+#                                -> uses_the_activation_class_it_is_given
+#   forward applies every registered layer in order, activations included (a Sequential subclass
+#   that skips them fails); output (N, sizes[-1]); parameter count of the formula
+#                                -> computes_the_layers_in_order
+#   ValueError for fewer than two sizes -> raises_ValueError_for_fewer_than_two_sizes
+#   (hidden) the same function as a reference MLP with the same weights, on other sizes
+#                                -> instructor: matches_a_reference_mlp_with_the_same_weights
 
 
 def _mlp(make_mlp, sizes, **kwargs) -> nn.Sequential:
@@ -212,15 +248,6 @@ def _mlp(make_mlp, sizes, **kwargs) -> nn.Sequential:
     if not isinstance(result, nn.Sequential):
         fail(f"make_mlp should return an nn.Sequential; it returned {describe(result)}.", "not_sequential")
     return result
-
-
-def _reference_mlp(sizes, activation=nn.ReLU) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        if i:
-            layers.append(activation())
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-    return nn.Sequential(*layers)
 
 
 @checks.of("make_mlp")
@@ -284,7 +311,8 @@ def uses_the_activation_class_it_is_given(make_mlp, sizes=(6, 5, 4, 3)):
                f"[{', '.join(type(layer).__name__ for layer in between)}] between its Linear layers; expected "
                f"{len(sizes) - 2} × {activation.__name__}. Use the `activation` argument instead of a fixed nn.ReLU.",
                "activation_ignored")
-    expected = summary(_reference_mlp(sizes, nn.PReLU), verbose=0).total_params
+    # the formula the notebook states, plus one learned slope per PReLU
+    expected = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:])) + len(sizes) - 2
     found = parameter_count(network)
     expect(found == expected,
            f"make_mlp({list(sizes)}, activation=nn.PReLU) has {found} parameters; expected {expected}, with one "
@@ -301,8 +329,25 @@ def computes_the_layers_in_order(make_mlp, sizes=(6, 5, 4, 3), num_samples=8, se
     expect(tuple(out.shape) == (num_samples, sizes[-1]),
            f"the network maps a batch of shape {shape_text(X.shape)} to {shape_text(out.shape)}; expected "
            f"({num_samples}, {sizes[-1]}).", "wrong_shape")
-    expect_parameter_count(network, summary(_reference_mlp(sizes), verbose=0).total_params,
-                           f"make_mlp({list(sizes)})", ", as torchinfo counts for this MLP")
+    # What the network computes must be what its own registered layers compute in order: a Sequential
+    # subclass (or a patched forward) that skips the activations would otherwise look right by its layers.
+    layers = list(nn.Module.children(network))
+    with torch.no_grad():
+        expected = X
+        for layer in layers:
+            expected = layer(expected)
+        if not is_close(out, expected):
+            linear_only = X
+            for layer in layers:
+                linear_only = layer(linear_only) if isinstance(layer, nn.Linear) else linear_only
+            skipped = " It equals the Linear layers alone: the activations are skipped." if is_close(
+                out, linear_only) else ""
+            fail(f"make_mlp({list(sizes)})(X) differs by up to {biggest_gap(out, expected):.3g} from running X "
+                 f"through the network's own layers in order ({_layer_names(network)}).{skipped} Return a plain "
+                 "nn.Sequential(*layers), whose forward applies every layer, activations included.",
+                 "forward_skips_layers")
+    expect_parameter_count(network, sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:])),
+                           f"make_mlp({list(sizes)})", ", the sum of n_in·n_out + n_out over its layers")
 
 
 @checks.of("make_mlp")
@@ -320,6 +365,12 @@ def raises_ValueError_for_fewer_than_two_sizes(make_mlp):
 
 
 # --- mlp_param_count ------------------------------------------------------------------------
+#
+# Clauses -> checks:
+#   the count torchinfo gives for the built network, a Python int
+#                                -> agrees_with_torchinfo_on_several_networks
+#   from the formula, without building modules (works for sizes too big to build)
+#                                -> counts_without_building_the_model
 
 
 def _count(mlp_param_count, sizes) -> int:
@@ -329,7 +380,9 @@ def _count(mlp_param_count, sizes) -> int:
 @checks.of("mlp_param_count")
 def agrees_with_torchinfo_on_several_networks(mlp_param_count, sizes=(64, 32, 10)):
     for case in (tuple(sizes), (5, 3, 1), (10, 1), (30, 16, 8, 1), (64, 128, 64, 10)):
-        expected = int(summary(_reference_mlp(case), verbose=0).total_params)
+        # torchinfo counts a stack of the Linear layers alone: activations hold no parameters
+        stack = nn.Sequential(*(nn.Linear(n_in, n_out) for n_in, n_out in zip(case, case[1:])))
+        expected = int(summary(stack, verbose=0).total_params)
         found = _count(mlp_param_count, list(case))
         outputs = sum(case[1:])
         if found == expected - outputs:
@@ -354,3 +407,113 @@ def counts_without_building_the_model(mlp_param_count, sizes=(64, 32, 10)):
             found = _count(mlp_param_count, list(case))
         expected = sum(a * b + b for a, b in zip(case[:-1], case[1:]))
         expect(found == expected, f"mlp_param_count({list(case)}) = {found}; expected {expected}.", "wrong_count")
+
+
+# --- spiral_classifier (challenge) -----------------------------------------------------------
+#
+# Graded by outcome: the learner designs the network, the check trains it with the notebook's fixed
+# recipe (train_spirals) and measures it on spiral points it never trained on.
+# Clauses -> checks:
+#   a function returning a fresh, untrained nn.Module: (N, 2) points -> (N, 1) probabilities in [0, 1]
+#                                -> returns_a_fresh_model_from_points_to_probabilities
+#   at most SPIRAL_BUDGET parameters   -> returns_a_fresh_model_from_points_to_probabilities
+#   after train_spirals on 400 points, at least SPIRAL_TARGET accuracy on 400 other points
+#                                -> separates_the_spirals_after_training (the notebook's spirals),
+#                                   instructor: separates_spirals_it_never_saw (hidden seeds)
+
+SPIRAL_BUDGET = 5000
+SPIRAL_TARGET = 0.92
+SPIRAL_POINTS = 400
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Tiny models train fastest on one thread, and graded notebooks may share the CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _spiral_model(spiral_classifier, seed: int) -> nn.Module:
+    if not callable(spiral_classifier) or isinstance(spiral_classifier, nn.Module):
+        fail(f"spiral_classifier should be a function that returns a new model; it is {describe(spiral_classifier)}.",
+             "wrong_type")
+    torch.manual_seed(seed)
+    model = spiral_classifier()
+    if isinstance(model, type):
+        fail("spiral_classifier returned a class; return an instance of it (call it: Model()).", "wrong_type")
+    if not isinstance(model, nn.Module):
+        fail(f"spiral_classifier should return an nn.Module; it returned {describe(model)}.", "wrong_type")
+    count = parameter_count(model)
+    expect(count <= SPIRAL_BUDGET,
+           f"spiral_classifier's model has {count:,} parameters; the budget is {SPIRAL_BUDGET:,}. Use fewer or "
+           "narrower hidden layers (make_mlp and mlp_param_count tell you the size).", "over_budget")
+    expect(count > 0, "spiral_classifier's model has no parameters to train.", "not_registered")
+    return model
+
+
+def _spiral_probabilities(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    out = as_tensor(model(X), "model(X)").detach()
+    n = X.shape[0]
+    expect(tuple(out.shape) == (n, 1),
+           f"the model maps points of shape {shape_text(X.shape)} to {shape_text(out.shape)}; expected ({n}, 1), "
+           "one probability per point.", "wrong_shape")
+    expect(bool(((out >= 0) & (out <= 1)).all()),
+           f"the model's outputs reach {number(float(out.min()))} .. {number(float(out.max()))}; they should be "
+           "probabilities in [0, 1], as train_spirals' nn.BCELoss needs. End the network with nn.Sigmoid().",
+           "missing_sigmoid")
+    return out
+
+
+def train_spirals(model: nn.Module, X: torch.Tensor, y: torch.Tensor, steps: int = 400, lr: float = 0.01) -> float:
+    """The notebook's training recipe for the challenge (the same code as its given cell): full-batch
+    Adam on nn.BCELoss. Returns the last loss."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.BCELoss()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
+def spiral_accuracy(spiral_classifier, train_seed: int, test_seed: int, model_seed: int) -> float:
+    """Train the learner's design on one draw of the spirals; its accuracy on another."""
+    model = _spiral_model(spiral_classifier, model_seed)
+    X, y = make_spirals(SPIRAL_POINTS, seed=train_seed)
+    X_test, y_test = make_spirals(SPIRAL_POINTS, seed=test_seed)
+    _spiral_probabilities(model, X[:8])
+    with _one_thread():
+        train_spirals(model, X, y)
+        model.eval()
+        with torch.no_grad():
+            predicted = (_spiral_probabilities(model, X_test) > 0.5).float()
+    return float((predicted == y_test).float().mean())
+
+
+def expect_spiral_accuracy(accuracy: float, where: str) -> None:
+    expect(accuracy >= SPIRAL_TARGET,
+           f"trained with train_spirals, your design classifies {accuracy:.1%} of {where} right; the target is "
+           f"{SPIRAL_TARGET:.0%}. A straight boundary gets about 60%. Give the boundary room to bend: more hidden "
+           "units, or another hidden layer, with an activation between layers.", "below_target")
+
+
+@checks.of("spiral_classifier")
+def returns_a_fresh_model_from_points_to_probabilities(spiral_classifier, seed=0):
+    first = _spiral_model(spiral_classifier, seed)
+    _spiral_probabilities(first, make_spirals(16, seed=seed)[0])
+    second = _spiral_model(spiral_classifier, seed + 1)
+    expect(second is not first and not any(p is q for p, q in zip(first.parameters(), second.parameters())),
+           "two calls of spiral_classifier return the same model: build a new one on every call, so that every "
+           "run starts untrained.", "not_fresh")
+
+
+@checks.of("spiral_classifier")
+def separates_the_spirals_after_training(spiral_classifier, seed=0):
+    # the notebook trains on make_spirals(seed=0) and shows make_spirals(seed=1) as new points
+    expect_spiral_accuracy(spiral_accuracy(spiral_classifier, train_seed=seed, test_seed=seed + 1, model_seed=seed),
+                           "the notebook's new spiral points")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -13,8 +14,10 @@ from autograder.checks._support import (
     as_mean_loss,
     as_tensor,
     biggest_gap,
+    blame,
     describe,
     expect_parameter_count,
+    failure_of,
     instantiate,
     is_close,
     is_finite,
@@ -29,6 +32,17 @@ checks = Checks("05_loss_optim")
 
 
 # --- softmax_cross_entropy ---------------------------------------------------------------
+#
+# Clauses -> checks:
+#   a 0-dim mean over the samples (not a sum, not one loss per sample), equal to nn.CrossEntropyLoss
+#   within 1e-5                -> equals_nn_CrossEntropyLoss_on_ordinary_logits
+#   finite and exact for logits of magnitude 1000 (the log-sum-exp trick)
+#                              -> stays_finite_and_exact_for_logits_of_magnitude_1000
+#   differentiable: the gradient is (softmax - one_hot) / N  -> has_the_gradient_of_cross_entropy
+#   written by hand: F.cross_entropy, nn.CrossEntropyLoss and every log-softmax are switched off
+#                              -> every check (through _cross_entropy)
+#   (hidden) one sample, two classes, one class only, float64 logits
+#                              -> instructor: equals_nn_CrossEntropyLoss_on_edge_batches
 
 _BY_HAND = ("this exercise is to write cross-entropy yourself. Compute each row's log-sum-exp (torch.logsumexp, or "
             "subtract the row's max before exp), subtract the logit of the row's target, and average.")
@@ -108,6 +122,13 @@ def has_the_gradient_of_cross_entropy(softmax_cross_entropy, num_samples=16, num
 
 
 # --- DigitsClassifier -----------------------------------------------------------------------
+#
+# Clauses -> checks:
+#   (N, 64) -> (N, 10)                            -> maps_N_by_64_images_to_N_by_10_logits
+#   64h + h + 10h + 10 parameters                  -> counts_64h_plus_h_plus_10h_plus_10_parameters
+#   Linear(64, h), ReLU, Linear(h, 10), raw logits: no softmax, log-softmax or sigmoid at the end
+#                                                  -> returns_raw_logits_without_softmax_or_sigmoid
+#   every parameter on the path to the output      -> gradients_reach_every_parameter
 
 
 def _digits_batch(num_samples: int, seed: int):
@@ -192,6 +213,14 @@ def gradients_reach_every_parameter(DigitsClassifier, hidden=32, num_samples=8, 
 
 
 # --- make_optimizer ------------------------------------------------------------------------
+#
+# Clauses -> checks:
+#   a torch.optim.SGD                              -> returns_a_torch_optim_SGD
+#   over all of the model's parameters (nested modules too), nothing else
+#                                                  -> covers_every_parameter_of_the_model
+#   with the lr and momentum given, plain otherwise -> passes_lr_and_momentum_on_to_plain_SGD
+#   a step is p -= lr * p.grad (momentum 0)         -> one_step_is_p_minus_lr_times_grad
+#   (hidden) three steps equal torch.optim.SGD's    -> instructor: steps_like_SGD_with_the_given_lr_and_momentum
 
 
 def _nested_model(seed: int) -> nn.Module:
@@ -237,32 +266,53 @@ def covers_every_parameter_of_the_model(make_optimizer, lr=0.1, momentum=0.0, se
 
 
 @checks.of("make_optimizer")
-def steps_like_SGD_with_the_given_lr_and_momentum(make_optimizer, lr=0.1, momentum=0.0, seed=0):
+def passes_lr_and_momentum_on_to_plain_SGD(make_optimizer, lr=0.1, momentum=0.0, seed=0):
     for lr_, momentum_ in ((lr, momentum), (0.05, 0.9)):
-        model = _nested_model(seed)
-        reference = copy.deepcopy(model)
-        optimizer = _optimizer(make_optimizer, model, lr=lr_, momentum=momentum_)
-        expected = torch.optim.SGD(reference.parameters(), lr=lr_, momentum=momentum_)
-        for step in range(3):
-            _fill_grads(model, seed + step)
-            _fill_grads(reference, seed + step)
-            optimizer.step()
-            expected.step()
-        if all(is_close(p, q, atol=1e-6) for p, q in zip(model.parameters(), reference.parameters())):
-            continue
-        group = optimizer.param_groups[0]
-        if group.get("lr") != lr_:
-            fail(f"make_optimizer(model, lr={lr_}, momentum={momentum_}) built SGD with lr={group.get('lr')}: pass "
-                 "the lr argument on (lr=lr).", "lr_ignored")
-        if group.get("momentum") != momentum_:
-            fail(f"make_optimizer(model, lr={lr_}, momentum={momentum_}) built SGD with "
-                 f"momentum={group.get('momentum')}: pass the momentum argument on (momentum=momentum).",
-                 "momentum_ignored")
-        fail(f"with lr={lr_} and momentum={momentum_}, three steps of your optimizer do not move the parameters as "
-             "plain torch.optim.SGD does (no weight decay, no Nesterov, no dampening).", "wrong_update")
+        optimizer = _optimizer(make_optimizer, _nested_model(seed), lr=lr_, momentum=momentum_)
+        for group in optimizer.param_groups:
+            if group.get("lr") != lr_:
+                fail(f"make_optimizer(model, lr={lr_}, momentum={momentum_}) built SGD with lr={group.get('lr')}: "
+                     "pass the lr argument on (lr=lr).", "lr_ignored")
+            if group.get("momentum") != momentum_:
+                fail(f"make_optimizer(model, lr={lr_}, momentum={momentum_}) built SGD with "
+                     f"momentum={group.get('momentum')}: pass the momentum argument on (momentum=momentum).",
+                     "momentum_ignored")
+            extras = {key: group.get(key) for key, plain in (("weight_decay", 0), ("dampening", 0),
+                                                               ("nesterov", False)) if group.get(key) != plain}
+            expect(not extras, f"make_optimizer's SGD sets {extras}: the exercise asks for plain SGD with only lr "
+                   "and momentum (no weight decay, no dampening, no Nesterov).", "wrong_update")
+
+
+@checks.of("make_optimizer")
+def one_step_is_p_minus_lr_times_grad(make_optimizer, lr=0.1, seed=0):
+    # the update the notebook states: p -= lr * p.grad (with momentum 0)
+    model = _nested_model(seed)
+    optimizer = _optimizer(make_optimizer, model, lr=lr, momentum=0.0)
+    _fill_grads(model, seed)
+    expected = [(p - lr * p.grad).detach().clone() for p in model.parameters()]
+    optimizer.step()
+    expect(all(is_close(p, e, atol=1e-6) for p, e in zip(model.parameters(), expected)),
+           f"one step of your optimizer (lr={lr}, momentum 0) does not move every parameter by -lr * grad.",
+           "wrong_update")
 
 
 # --- training_step ---------------------------------------------------------------------------
+#
+# Clauses -> checks (public checks watch the learner's step through a probe model and a watched
+# optimizer; the comparisons with a reference run of the recipe are instructor checks):
+#   returns the batch's loss (before the step) as a Python float
+#                        -> returns_the_loss_of_the_batch_as_a_python_float
+#   exactly one optimizer.step() per call, after backward
+#                        -> takes_exactly_one_optimizer_step
+#   old gradients never leak: the step follows this batch's gradient alone, also when the model
+#   arrives with stale gradients        -> steps_on_the_gradient_of_this_batch_alone
+#   calls in a row: every step on fresh gradients, every loss the batch's at that moment
+#                        -> calls_in_a_row_step_on_fresh_gradients
+#   train mode           -> runs_the_model_in_training_mode
+#   the loss_fn argument is used        -> uses_the_loss_function_it_is_given
+#   (hidden) parameters after 1 and after several calls equal the recipe's, with momentum, other
+#   batches            -> instructor: moves_the_parameters_by_one_optimizer_step,
+#                         ignores_gradients_the_model_arrives_with, calls_in_a_row_match_steps_with_fresh_gradients
 
 
 class _ModeProbe(nn.Module):
@@ -282,52 +332,64 @@ def _step_model(seed: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), _ModeProbe(), nn.Linear(16, 10))
 
 
-def _sgd(model, lr, momentum):
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+class _WatchedSGD(torch.optim.SGD):
+    """Plain SGD that notes, at every step(), the gradients it was handed and the gradients that this
+    batch's loss has at the parameters of that moment (what a step with fresh gradients would follow)."""
 
+    def __init__(self, model: nn.Module, loss_fn, X, y, lr: float, momentum: float):
+        super().__init__(model.parameters(), lr=lr, momentum=momentum)
+        self.watched = (model, loss_fn, X, y)
+        self.handed: list[list[torch.Tensor | None]] = []
+        self.fresh: list[list[torch.Tensor]] = []
 
-def _reference_steps(model, X, y, loss_fn, lr, momentum, steps, clear=True):
-    """Steps of the classic recipe on a copy of ``model`` (whose gradients come along, unless cleared)."""
-    copy_ = copy.deepcopy(model)
-    for p, original in zip(copy_.parameters(), model.parameters()):  # deepcopy leaves .grad behind
-        p.grad = None if original.grad is None else original.grad.clone()
-    optimizer = _sgd(copy_, lr, momentum)
-    losses = []
-    for _ in range(steps):
-        copy_.train()
-        if clear:
-            optimizer.zero_grad()
-        loss = loss_fn(copy_(X), y)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return copy_, losses
-
-
-def _same_parameters(a: nn.Module, b: nn.Module) -> bool:
-    return all(is_close(p, q, atol=1e-5) for p, q in zip(a.parameters(), b.parameters()))
+    def step(self, closure=None):
+        model, loss_fn, X, y = self.watched
+        params = list(model.parameters())
+        self.handed.append([None if p.grad is None else p.grad.detach().clone() for p in params])
+        with torch.enable_grad():
+            twin = copy.deepcopy(model)
+            loss = loss_fn(twin(X), y)
+            self.fresh.append([g.detach() for g in torch.autograd.grad(loss, list(twin.parameters()))])
+        return super().step(closure)
 
 
 def _call_step(training_step, model, loss_fn, optimizer, X, y) -> float:
     return as_float(training_step(model, loss_fn, optimizer, X, y), "training_step's result")
 
 
-def _explain_no_update(model: nn.Module) -> None:
-    grads = [p.grad for p in model.parameters()]
-    if all(g is None or bool((g == 0).all()) for g in grads):
-        fail("training_step did not change the parameters, and their gradients are empty afterwards: either "
-             "loss.backward() was never called, or the gradients were cleared between backward() and step(). Clear "
-             "them first, then forward, loss, backward, step.", "no_update")
-    fail("training_step computed gradients but did not change the parameters: call optimizer.step() after "
-         "loss.backward().", "no_update")
+def _loss_now(model: nn.Module, loss_fn, X, y) -> float:
+    with torch.no_grad():
+        return loss_fn(copy.deepcopy(model)(X), y).item()
+
+
+def _same_grads(handed, expected) -> bool:
+    return all(h is not None and is_close(h, e, atol=1e-6) for h, e in zip(handed, expected))
+
+
+def _expect_fresh_step(optimizer: _WatchedSGD, index: int, stale, when: str) -> None:
+    """The step ``index`` followed this batch's gradient alone; else name what it followed."""
+    handed, fresh = optimizer.handed[index], optimizer.fresh[index]
+    if _same_grads(handed, fresh):
+        return
+    if all(h is None or bool((h == 0).all()) for h in handed):
+        fail(f"{when}, optimizer.step() found no gradients: they were cleared between loss.backward() and "
+             "optimizer.step() (or backward was never called). Clear them first, then forward, loss, backward, "
+             "step.", "no_update")
+    if stale is not None and _same_grads(handed, [f + s for f, s in zip(fresh, stale)]):
+        fail(f"{when}, the step followed this batch's gradient plus gradients left over from before: backward() "
+             "adds into .grad. Clear the gradients at the start of every step (optimizer.zero_grad() or "
+             "model.zero_grad()), before backward().", "grads_accumulate")
+    fail(f"{when}, the gradients handed to optimizer.step() are not those of loss_fn(model(X), y) for this batch.",
+         "wrong_update")
 
 
 @checks.of("training_step")
 def returns_the_loss_of_the_batch_as_a_python_float(training_step, lr=0.1, momentum=0.9, batch_size=64, seed=0):
     X, y = _digits_batch(batch_size, seed)
     model, loss_fn = _step_model(seed), nn.CrossEntropyLoss()
-    _, (expected,) = _reference_steps(model, X, y, loss_fn, lr, momentum, 1)
-    found = _call_step(training_step, model, loss_fn, _sgd(model, lr, momentum), X, y)
+    expected = _loss_now(model, loss_fn, X, y)
+    found = _call_step(training_step, model, loss_fn, torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum),
+                       X, y)
     if abs(found - expected) <= 1e-5 * max(1.0, abs(expected)):
         return
     with torch.no_grad():
@@ -335,63 +397,63 @@ def returns_the_loss_of_the_batch_as_a_python_float(training_step, lr=0.1, momen
     if abs(found - loss_fn(torch.softmax(logits, dim=1), y).item()) < 1e-5:
         fail("training_step's loss equals CrossEntropyLoss of softmax(logits): a softmax was applied before the "
              "loss, which applies its own. Pass the model's raw logits to loss_fn.", "double_softmax")
+    if abs(found - _loss_now(model, loss_fn, X, y)) <= 1e-5 * max(1.0, abs(found)):
+        fail(f"training_step returned {number(found)}, the loss after the step; return the loss of the batch that "
+             f"the step was computed from, {number(expected)} (loss.item() of the loss you called backward on).",
+             "wrong_loss")
     fail(f"training_step returned {number(found)}; the loss of the batch before the step is {number(expected)}. "
          "Return loss.item() of loss_fn(model(X), y).", "wrong_loss")
 
 
 @checks.of("training_step")
-def moves_the_parameters_by_one_optimizer_step(training_step, lr=0.1, momentum=0.9, batch_size=64, seed=0):
+def takes_exactly_one_optimizer_step(training_step, lr=0.1, momentum=0.9, batch_size=64, seed=0):
     X, y = _digits_batch(batch_size, seed)
     model, loss_fn = _step_model(seed), nn.CrossEntropyLoss()
-    reference, _ = _reference_steps(model, X, y, loss_fn, lr, momentum, 1)
-    before = copy.deepcopy(model)
-    _call_step(training_step, model, loss_fn, _sgd(model, lr, momentum), X, y)
-    if _same_parameters(model, reference):
-        return
-    if _same_parameters(model, before):
-        _explain_no_update(model)
-    fail(f"after one call the parameters are up to {max(biggest_gap(p, q) for p, q in zip(model.parameters(), reference.parameters())):.3g} "
-         "away from one step of the recipe (zero_grad, forward, loss, backward, step).", "wrong_update")
+    optimizer = _WatchedSGD(model, loss_fn, X, y, lr, momentum)
+    _call_step(training_step, model, loss_fn, optimizer, X, y)
+    steps = len(optimizer.handed)
+    if steps == 0:
+        if all(p.grad is None or bool((p.grad == 0).all()) for p in model.parameters()):
+            fail("training_step never called optimizer.step(), and the gradients are empty afterwards: call "
+                 "loss.backward() and then optimizer.step().", "no_update")
+        fail("training_step computed gradients but never called optimizer.step(): the optimizer you are given "
+             "holds the update rule (learning rate, momentum), so let it make the step.", "no_update")
+    expect(steps == 1, f"one call of training_step called optimizer.step() {steps} times; one batch makes one step.",
+           "extra_steps")
 
 
 @checks.of("training_step")
-def ignores_gradients_the_model_arrives_with(training_step, lr=0.1, momentum=0.9, batch_size=64, seed=0):
+def steps_on_the_gradient_of_this_batch_alone(training_step, lr=0.1, momentum=0.9, batch_size=64, seed=0):
     X, y = _digits_batch(batch_size, seed)
     model, loss_fn = _step_model(seed), nn.CrossEntropyLoss()
     _fill_grads(model, seed + 100)  # stale gradients, as a gradient check or an earlier step would leave them
-    reference, _ = _reference_steps(model, X, y, loss_fn, lr, momentum, 1)
-    leaked, _ = _reference_steps(model, X, y, loss_fn, lr, momentum, 1, clear=False)
-    _call_step(training_step, model, loss_fn, _sgd(model, lr, momentum), X, y)
-    if _same_parameters(model, reference):
-        return
-    if _same_parameters(model, leaked):
-        fail("the model arrived with gradients left over from before, and your step added the new gradients to "
-             "them: backward() accumulates into .grad. Clear the gradients at the start of every step "
-             "(optimizer.zero_grad() or model.zero_grad()), before backward().", "grads_accumulate")
-    fail("with gradients left over on the model, one call of training_step does not move the parameters as one "
-         "step with fresh gradients would.", "wrong_update")
+    stale = [p.grad.clone() for p in model.parameters()]
+    optimizer = _WatchedSGD(model, loss_fn, X, y, lr, momentum)
+    _call_step(training_step, model, loss_fn, optimizer, X, y)
+    expect(len(optimizer.handed) >= 1, "training_step never called optimizer.step().", "no_update")
+    _expect_fresh_step(optimizer, 0, stale, "with gradients left on the model before the call")
 
 
 @checks.of("training_step")
-def calls_in_a_row_match_steps_with_fresh_gradients(training_step, lr=0.1, momentum=0.9, batch_size=64, steps=3,
-                                                    seed=0):
+def calls_in_a_row_step_on_fresh_gradients(training_step, lr=0.1, momentum=0.9, batch_size=64, steps=3, seed=0):
     X, y = _digits_batch(batch_size, seed)
     model, loss_fn = _step_model(seed), nn.CrossEntropyLoss()
-    reference, expected_losses = _reference_steps(model, X, y, loss_fn, lr, momentum, steps)
-    leaked, _ = _reference_steps(model, X, y, loss_fn, lr, momentum, steps, clear=False)
-    optimizer = _sgd(model, lr, momentum)
-    losses = [_call_step(training_step, model, loss_fn, optimizer, X, y) for _ in range(steps)]
-    if _same_parameters(model, reference):
-        expect(all(abs(a - b) <= 1e-4 * max(1.0, abs(b)) for a, b in zip(losses, expected_losses)),
-               f"the parameters are right, but the losses returned by {steps} calls, "
-               f"{[round(v, 5) for v in losses]}, are not those of the batch at each step, "
-               f"{[round(v, 5) for v in expected_losses]}.", "wrong_loss")
-        return
-    if _same_parameters(model, leaked):
-        fail(f"after {steps} calls in a row the parameters are those of steps whose gradients pile up: each step "
-             "followed the sum of all gradients so far. Clear the gradients at the start of every step.",
-             "grads_accumulate")
-    fail(f"{steps} calls in a row do not move the parameters as {steps} steps of the recipe would.", "wrong_update")
+    optimizer = _WatchedSGD(model, loss_fn, X, y, lr, momentum)
+    for call in range(steps):
+        expected = _loss_now(model, loss_fn, X, y)
+        found = _call_step(training_step, model, loss_fn, optimizer, X, y)
+        expect(len(optimizer.handed) == call + 1,
+               f"call {call + 1} of training_step made {len(optimizer.handed) - call} optimizer steps; expected one.",
+               "no_update" if len(optimizer.handed) == call else "extra_steps")
+        previous = None
+        if call:
+            # what piled-up gradients would hold: this batch's plus everything handed to the last step
+            previous = [h if h is not None else torch.zeros_like(f)
+                        for h, f in zip(optimizer.handed[call - 1], optimizer.fresh[call])]
+        _expect_fresh_step(optimizer, call, previous, f"at call {call + 1} of {steps} in a row")
+        expect(abs(found - expected) <= 1e-4 * max(1.0, abs(expected)),
+               f"call {call + 1} in a row returned {number(found)}; the batch's loss at that moment was "
+               f"{number(expected)}.", "wrong_loss")
 
 
 @checks.of("training_step")
@@ -399,7 +461,7 @@ def runs_the_model_in_training_mode(training_step, lr=0.1, momentum=0.9, batch_s
     X, y = _digits_batch(batch_size, seed)
     model, loss_fn = _step_model(seed), nn.CrossEntropyLoss()
     model.eval()
-    _call_step(training_step, model, loss_fn, _sgd(model, lr, momentum), X, y)
+    _call_step(training_step, model, loss_fn, torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum), X, y)
     probe = model[2]
     expect(bool(probe.seen) and probe.seen[-1] is True,
            "the model arrived in evaluation mode and ran its forward pass still in it. Call model.train() at the "
@@ -414,9 +476,93 @@ def uses_the_loss_function_it_is_given(training_step, lr=0.1, momentum=0.9, batc
     X, y = _digits_batch(batch_size, seed)
     model = _step_model(seed)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.3)
-    reference, (expected,) = _reference_steps(model, X, y, loss_fn, lr, momentum, 1)
-    found = _call_step(training_step, model, loss_fn, _sgd(model, lr, momentum), X, y)
-    expect(abs(found - expected) <= 1e-5 * max(1.0, abs(expected)) and _same_parameters(model, reference),
+    expected = _loss_now(model, loss_fn, X, y)
+    optimizer = _WatchedSGD(model, loss_fn, X, y, lr, momentum)
+    found = _call_step(training_step, model, loss_fn, optimizer, X, y)
+    expect(abs(found - expected) <= 1e-5 * max(1.0, abs(expected)) and len(optimizer.handed) == 1
+           and _same_grads(optimizer.handed[0], optimizer.fresh[0]),
            f"with loss_fn = nn.CrossEntropyLoss(label_smoothing=0.3) training_step returned {number(found)}; that "
            f"loss is {number(expected)}. Compute the loss with the loss_fn argument rather than a loss of your own.",
            "loss_fn_ignored")
+
+
+# --- fast_optimizer (challenge) ----------------------------------------------------------------
+#
+# Graded by outcome: the learner chooses the optimizer and its settings; the check trains a digits
+# network with the learner's own training_step for a fixed budget of full-batch steps and measures the
+# validation loss.
+# Clauses -> checks:
+#   returns a torch.optim optimizer over every parameter of the model it is given
+#                        -> returns_an_optimizer_over_every_parameter
+#   after FAST_STEPS calls of training_step on the training split, validation loss <= FAST_TARGET
+#                        -> reaches_the_target_within_the_step_budget (the notebook's split),
+#                           instructor: reaches_the_target_on_a_split_it_never_saw (hidden split, width, init)
+#   (relies on training_step: a broken training_step is named as the cause)
+
+FAST_STEPS = 30
+FAST_TARGET = 0.25
+
+
+def _challenge_model(width: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    # tanh, not the ReLU of DigitsClassifier: the optimizer must suit a network it was not tuned on
+    return nn.Sequential(nn.Linear(64, width), nn.Tanh(), nn.Linear(width, 10))
+
+
+def _fast(fast_optimizer, model: nn.Module):
+    optimizer = fast_optimizer(model)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        fail(f"fast_optimizer should return a torch.optim optimizer; it returned {describe(optimizer)}.",
+             "wrong_optimizer")
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    missing = [name for name, p in model.named_parameters() if id(p) not in held]
+    expect(not missing, f"fast_optimizer's optimizer leaves out {', '.join(missing)}: those would never train. "
+           "Give it model.parameters().", "missing_parameters")
+    return optimizer
+
+
+def fast_validation_loss(fast_optimizer, training_step, split_seed: int, width: int, model_seed: int) -> float:
+    """Train a digits network for FAST_STEPS full-batch calls of the learner's training_step with the
+    learner's optimizer; its validation loss."""
+    X, y = load_digits()
+    order = torch.randperm(len(X), generator=torch.Generator().manual_seed(split_seed))
+    train_idx, val_idx = order[:1437], order[1437:]
+    model = _challenge_model(width, model_seed)
+    optimizer = _fast(fast_optimizer, model)
+    loss_fn = nn.CrossEntropyLoss()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(FAST_STEPS):
+            training_step(model, loss_fn, optimizer, X[train_idx], y[train_idx])
+        model.eval()
+        with torch.no_grad():
+            loss = loss_fn(model(X[val_idx]), y[val_idx]).item()
+    finally:
+        torch.set_num_threads(before)
+    return loss
+
+
+def expect_fast_loss(loss: float, where: str, training_step) -> None:
+    if loss <= FAST_TARGET:
+        return
+    broken = failure_of("training_step", training_step=training_step)
+    if broken is not None:
+        blame("fast_optimizer", f"after {FAST_STEPS} steps the validation loss is {number(loss)}, above the target "
+              f"{FAST_TARGET}, but that may not be your optimizer's fault: the steps are made", "training_step", broken)
+    why = " (it is not even a number: the steps diverged; a smaller learning rate)" if math.isnan(loss) else ""
+    fail(f"after {FAST_STEPS} full-batch steps with your optimizer, the validation loss {where} is {number(loss)}"
+         f"{why}; the target is at most {FAST_TARGET}. Plain SGD with lr=0.1 is still above 2 after that many steps: "
+         "larger steps, momentum, or an optimizer that adapts its step size get there sooner.", "below_target")
+
+
+@checks.of("fast_optimizer")
+def returns_an_optimizer_over_every_parameter(fast_optimizer, seed=0):
+    _fast(fast_optimizer, _challenge_model(32, seed))
+
+
+@checks.of("fast_optimizer")
+def reaches_the_target_within_the_step_budget(fast_optimizer, training_step, seed=0):
+    # the notebook's split: randperm seeded 0, the first 1437 samples for training
+    loss = fast_validation_loss(fast_optimizer, training_step, split_seed=seed, width=32, model_seed=seed)
+    expect_fast_loss(loss, "on the notebook's validation split", training_step)

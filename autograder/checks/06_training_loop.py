@@ -16,7 +16,16 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from autograder.checks._support import as_float, as_pair, as_tensor, describe, is_close, number
+from autograder.checks._support import (
+    as_float,
+    as_pair,
+    as_tensor,
+    blame,
+    describe,
+    failure_of,
+    is_close,
+    number,
+)
 from autograder.data import load_digits
 from autograder.registry import Checks
 from autograder.results import expect, fail
@@ -36,6 +45,17 @@ def _one_thread():
 
 
 # --- make_loaders ---------------------------------------------------------------
+#
+# Clauses -> checks:
+#   two DataLoaders of (inputs, targets) batches, rows still paired  -> returns_two_dataloaders_of_input_target_pairs
+#   the splits partition the samples (no overlap, none lost, none twice); validation holds
+#   round(val_fraction * n)          -> the_two_splits_partition_the_samples
+#   the split is random, set by `seed` alone (not the global generator), another seed another split
+#                                    -> the_split_is_random_and_set_by_the_seed
+#   training batches of batch_size (last may be smaller), shuffled by a generator seeded by `seed`
+#                                    -> training_batches_are_shuffled_by_a_seeded_generator
+#   validation batches of batch_size, not shuffled
+#                                    -> validation_batches_are_not_shuffled
 
 
 def _indexed_data(num_samples: int, num_features: int = 4):
@@ -169,7 +189,10 @@ def training_batches_are_shuffled_by_a_seeded_generator(make_loaders, num_sample
 @checks.of("make_loaders")
 def validation_batches_are_not_shuffled(make_loaders, num_samples=1797, batch_size=32, val_fraction=0.2, seed=0):
     _, val = _loaders(make_loaders, num_samples, batch_size, val_fraction, seed)
-    first, _ = _order(val, "validation loader")
+    first, sizes = _order(val, "validation loader")
+    expect(all(size == batch_size for size in sizes[:-1]) and 0 < sizes[-1] <= batch_size,
+           f"the validation batches hold {sorted(set(sizes))} samples; expected batch_size={batch_size} "
+           "(the last one may hold fewer).", "wrong_batch_size")
     second, _ = _order(val, "validation loader")
     expect(first == second,
            "two passes over the validation loader visit the samples in different orders: it shuffles. "
@@ -182,19 +205,30 @@ def validation_batches_are_not_shuffled(make_loaders, num_samples=1797, batch_si
 
 class _Probe(nn.Module):
     """A small classifier that notes, at every forward pass, the batch size, its mode and whether
-    autograd is recording."""
+    autograd is recording; with ``label_of`` (the true class of an input, computable from the input
+    itself) also the batch's cross-entropy and number of right answers, as the pass computed them."""
 
-    def __init__(self, num_features: int, num_classes: int, seed: int):
+    def __init__(self, num_features: int, num_classes: int, seed: int, label_of=None):
         super().__init__()
         torch.manual_seed(seed)
         self.net = nn.Sequential(nn.Linear(num_features, 8), nn.Tanh(), nn.Linear(8, num_classes))
         with torch.no_grad():
             self.net[2].weight.mul_(4.0)  # confident logits, so right and wrong answers cost clearly different losses
         self.calls: list[tuple[int, bool, bool]] = []
+        self.measured: list[tuple[float, int]] = []
+        self.label_of = label_of
+        self.last_input: torch.Tensor | None = None
 
     def forward(self, x):
         self.calls.append((len(x), self.training, torch.is_grad_enabled()))
-        return self.net(x)
+        self.last_input = x.detach()
+        logits = self.net(x)
+        if self.label_of is not None:
+            with torch.no_grad():
+                labels = self.label_of(x)
+                self.measured.append((F.cross_entropy(logits, labels).item(),
+                                      int((logits.argmax(dim=1) == labels).sum())))
+        return logits
 
 
 def _problem(num_samples: int, batch_size: int, seed: int, num_features: int = 6, num_classes: int = 3):
@@ -210,13 +244,13 @@ def _problem(num_samples: int, batch_size: int, seed: int, num_features: int = 6
     return model, DataLoader(TensorDataset(X, y), batch_size=batch_size)
 
 
-def _batch_losses(model: nn.Module, loader) -> list[tuple[float, int, int]]:
+def _batch_losses(model: nn.Module, loader, loss_fn=F.cross_entropy) -> list[tuple[float, int, int]]:
     """(mean loss, right answers, size) of every batch, for the model as it is."""
     out = []
     with torch.no_grad():
         for inputs, targets in loader:
             logits = model.net(inputs)
-            out.append((F.cross_entropy(logits, targets).item(), int((logits.argmax(1) == targets).sum()),
+            out.append((loss_fn(logits, targets).item(), int((logits.argmax(1) == targets).sum()),
                         len(targets)))
     return out
 
@@ -266,12 +300,22 @@ def _mean_diagnosis(found: float, batches: list[tuple[float, int, int]], what: s
 
 
 # --- train_one_epoch ------------------------------------------------------------
+#
+# Clauses -> checks (the comparison with a reference epoch is an instructor check):
+#   returns a Python float                            -> returns_the_mean_loss_as_a_float
+#   train mode, one forward per batch                 -> trains_in_train_mode
+#   one optimizer step per batch, each on the gradient of its own batch alone (nothing left from
+#   before the call or from the previous batch)       -> takes_one_step_per_batch_with_fresh_gradients
+#   the mean loss per sample, batches weighted by size -> returns_the_mean_loss_per_sample
+#   the loss_fn argument is used                      -> uses_the_loss_function_it_is_given
+#   (hidden) the parameters after the epoch equal a reference epoch's, other sizes, a ragged last
+#   batch                     -> instructor: the_parameters_match_one_plain_sgd_epoch
 
 
-def _train(train_one_epoch, model, loader, lr: float) -> float:
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+def _train(train_one_epoch, model, loader, lr: float, optimizer=None, loss_fn=None) -> float:
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr)
     with _one_thread():
-        result = train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer)
+        result = train_one_epoch(model, loader, loss_fn or nn.CrossEntropyLoss(), optimizer)
     return as_float(result, "train_one_epoch's result")
 
 
@@ -281,19 +325,34 @@ def _stale_gradients(model: nn.Module, seed: int) -> None:
         p.grad = 5 * torch.randn(p.shape, generator=gen)
 
 
-def _reference_epoch(model: nn.Module, loader, lr: float, clearing: str = "before_each_step") -> None:
-    """One epoch of plain SGD, clearing the gradients before each step (right), after each step,
-    once before the loop, or never."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    if clearing == "once":
-        optimizer.zero_grad()
-    for inputs, targets in loader:
-        if clearing == "before_each_step":
-            optimizer.zero_grad()
-        F.cross_entropy(model.net(inputs), targets).backward()
-        optimizer.step()
-        if clearing == "after_each_step":
-            optimizer.zero_grad()
+class _WatchedSGD(torch.optim.SGD):
+    """Plain SGD that notes, at every step(), the gradients it was handed and the gradients that the
+    batch the model last saw has at the parameters of that moment (what a fresh step would follow)."""
+
+    def __init__(self, model: _Probe, dataset: TensorDataset, lr: float):
+        super().__init__(model.parameters(), lr=lr)
+        self.model = model
+        self.X, self.y = dataset.tensors
+        self.handed: list[list[torch.Tensor | None]] = []
+        self.fresh: list[list[torch.Tensor] | None] = []
+
+    def step(self, closure=None):
+        params = list(self.model.parameters())
+        self.handed.append([None if p.grad is None else p.grad.detach().clone() for p in params])
+        x = self.model.last_input
+        if x is None:
+            self.fresh.append(None)
+        else:
+            rows = (x[:, None, :] == self.X[None]).all(dim=2).float().argmax(dim=1)
+            twin = copy.deepcopy(self.model.net)
+            with torch.enable_grad():
+                loss = F.cross_entropy(twin(x), self.y[rows])
+                self.fresh.append([g.detach() for g in torch.autograd.grad(loss, list(twin.parameters()))])
+        return super().step(closure)
+
+
+def _same_grads(handed, expected) -> bool:
+    return expected is not None and all(h is not None and is_close(h, e, atol=1e-6) for h, e in zip(handed, expected))
 
 
 @checks.of("train_one_epoch")
@@ -318,38 +377,33 @@ def trains_in_train_mode(train_one_epoch, num_samples=40, batch_size=16, seed=0)
 
 @checks.of("train_one_epoch")
 def takes_one_step_per_batch_with_fresh_gradients(train_one_epoch, num_samples=40, batch_size=16, seed=0):
-    lr = 0.2
-    start, loader = _problem(num_samples, batch_size, seed)
-    reference = copy.deepcopy(start)
-    _reference_epoch(reference, loader, lr)
-    learner = copy.deepcopy(start)
-    _stale_gradients(learner, seed)
-    _train(train_one_epoch, learner, loader, lr)
-    if _same_parameters(learner, reference):
-        return
-    for clearing in ("after_each_step", "once", "never"):
-        variant = copy.deepcopy(start)
-        _stale_gradients(variant, seed)
-        _reference_epoch(variant, loader, lr, clearing)
-        if _same_parameters(learner, variant):
-            when = {"after_each_step": "clears the gradients only after each step",
-                    "once": "clears the gradients only once, before the loop",
-                    "never": "never clears the gradients"}[clearing]
-            fail(f"your epoch {when}, so gradients from earlier (left on the model before "
-                 "the call, or from the previous batch) are added into a step. Call optimizer.zero_grad() "
-                 "before every backward pass.", "grads_accumulate")
-    clean = copy.deepcopy(start)
-    _train(train_one_epoch, clean, loader, lr)
-    if _same_parameters(clean, reference):
-        fail("on a model without old gradients your epoch is right, but gradients left on the model before the "
-             "call leak into a step. Clear them before every backward pass, not only after the step.",
-             "grads_accumulate")
-    if _same_parameters(learner, start, atol=0):
-        fail("after train_one_epoch the parameters have not changed: call optimizer.step() after each "
-             "backward pass.", "no_step")
-    fail(f"after one epoch the parameters are up to {_largest_difference(learner, reference):.3g} away from one "
-         "SGD step per batch, in the loader's order. For every batch: zero_grad, forward, loss, backward, step.",
-         "wrong_update")
+    model, loader = _problem(num_samples, batch_size, seed)
+    _stale_gradients(model, seed)
+    stale = [p.grad.clone() for p in model.parameters()]
+    optimizer = _WatchedSGD(model, loader.dataset, lr=0.2)
+    _train(train_one_epoch, model, loader, lr=0.2, optimizer=optimizer)
+    steps = len(optimizer.handed)
+    expect(steps > 0, "after train_one_epoch the parameters have not changed: call optimizer.step() after each "
+           "backward pass.", "no_step")
+    expect(steps == len(loader), f"train_one_epoch made {steps} optimizer steps for the {len(loader)} batches of "
+           "the loader; expected one step per batch.", "wrong_step_count")
+    for index, (handed, fresh) in enumerate(zip(optimizer.handed, optimizer.fresh)):
+        if _same_grads(handed, fresh):
+            continue
+        where = f"at the step for batch {index + 1} of {steps}"
+        if all(h is None or bool((h == 0).all()) for h in handed):
+            fail(f"{where}, optimizer.step() found no gradients: they were cleared between backward() and step().",
+                 "no_update")
+        before = stale if index == 0 else [h if h is not None else torch.zeros_like(f)
+                                           for h, f in zip(optimizer.handed[index - 1], fresh)]
+        if fresh is not None and _same_grads(handed, [f + b for f, b in zip(fresh, before)]):
+            source = ("gradients left on the model before the call" if index == 0
+                      else "the gradients of the previous batch")
+            fail(f"{where}, the step followed this batch's gradient plus {source}: backward() adds into .grad. "
+                 "Call optimizer.zero_grad() (or model.zero_grad()) before every backward pass, not only after "
+                 "the step.", "grads_accumulate")
+        fail(f"{where}, the gradients handed to optimizer.step() are not those of the loss of that batch alone. "
+             "For every batch: zero_grad, forward, loss, backward, step.", "wrong_update")
 
 
 @checks.of("train_one_epoch")
@@ -361,7 +415,29 @@ def returns_the_mean_loss_per_sample(train_one_epoch, num_samples=40, batch_size
     _mean_diagnosis(found, batches, "returned loss")
 
 
+@checks.of("train_one_epoch")
+def uses_the_loss_function_it_is_given(train_one_epoch, num_samples=40, batch_size=16, seed=0):
+    model, loader = _problem(num_samples, batch_size, seed)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.3)
+    batches = _batch_losses(model, loader, loss_fn)
+    found = _train(train_one_epoch, model, loader, lr=0.0, loss_fn=loss_fn)
+    weighted = sum(value * size for value, _, size in batches) / sum(size for *_, size in batches)
+    expect(math.isclose(found, weighted, rel_tol=1e-5, abs_tol=1e-6),
+           f"with loss_fn = nn.CrossEntropyLoss(label_smoothing=0.3) (and lr=0) train_one_epoch returned "
+           f"{number(found)}; that loss's mean per sample is {number(weighted)}. Use the loss_fn argument.",
+           "loss_fn_ignored")
+
+
 # --- evaluate -------------------------------------------------------------------
+#
+# Clauses -> checks:
+#   returns (mean_loss, accuracy), two Python floats  -> returns_the_loss_and_the_accuracy_as_floats
+#   eval mode, no graph, every batch                   -> measures_in_eval_mode_without_a_graph
+#   no parameter changes, no gradients left            -> leaves_the_parameters_unchanged
+#   loss per sample, batches weighted by size          -> the_loss_is_the_mean_per_sample
+#   accuracy = fraction of right arg-max predictions   -> the_accuracy_is_the_fraction_of_right_arg_max_predictions
+#   the loss_fn argument is used                       -> uses_the_loss_function_it_is_given
+#   (hidden: other sizes, a last batch of one sample)
 
 
 def _evaluate(evaluate, model, loader):
@@ -420,22 +496,56 @@ def the_accuracy_is_the_fraction_of_right_arg_max_predictions(evaluate, num_samp
     _mean_diagnosis(accuracy, _batch_losses(model, loader), "accuracy evaluate returns", index=1)
 
 
+@checks.of("evaluate")
+def uses_the_loss_function_it_is_given(evaluate, num_samples=40, batch_size=16, seed=0):  # noqa: F811
+    model, loader = _problem(num_samples, batch_size, seed)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.3)
+    batches = _batch_losses(model, loader, loss_fn)
+    with _one_thread():
+        loss, _ = as_pair(evaluate(model, loader, loss_fn), "evaluate")
+    loss = as_float(loss, "the loss evaluate returns")
+    weighted = sum(value * size for value, _, size in batches) / sum(size for *_, size in batches)
+    expect(math.isclose(loss, weighted, rel_tol=1e-5, abs_tol=1e-6),
+           f"with loss_fn = nn.CrossEntropyLoss(label_smoothing=0.3) evaluate returned the loss {number(loss)}; "
+           f"that loss's mean per sample is {number(weighted)}. Use the loss_fn argument.", "loss_fn_ignored")
+
+
 # --- fit ------------------------------------------------------------------------
+#
+# Clauses -> checks (fit relies on train_one_epoch and evaluate; when one of them is the cause of a
+# failure, the message names it):
+#   a dict with lists train_loss, val_loss, val_acc of `epochs` Python floats
+#                                 -> returns_a_history_of_one_float_per_epoch
+#   trains in train mode; validates once per epoch in eval mode without a graph
+#                                 -> trains_in_train_mode_and_validates_in_eval_mode_without_a_graph
+#   train_loss[e] is what epoch e's training batches gave (mean per sample), not a validation number
+#   and not a measurement made after the epoch
+#                                 -> records_the_training_loss_of_each_epoch
+#   val_loss[e], val_acc[e] are the validation numbers after epoch e's training
+#                                 -> records_the_validation_numbers_after_each_epoch
+#   (hidden) on the digits, validation loss falls and accuracy reaches 0.9
+#                                 -> instructor: learns_the_digits
 
 _KEYS = ("train_loss", "val_loss", "val_acc")
+_TRAIN_SIZES, _VAL_SIZES = (8, 6), (5, 2)  # the batch sizes of the small fit problem's two loaders
+
+
+def _fit_label(x: torch.Tensor) -> torch.Tensor:
+    """The class of a sample of the small fit problem, from the sample itself."""
+    return (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
 
 
 def _small_fit_problem(seed: int):
-    """A probe model, a training loader of 3 batches of 8 and a validation loader of 2 batches of 5,
-    so the batch size tells which loader a forward pass came from."""
-    model = _Probe(6, 3, seed)
+    """A probe model, a training loader of 22 samples (batches of 8, 8 and 6) and a validation loader
+    of 12 (batches of 5, 5 and 2), so the batch size tells which loader a forward pass came from, and
+    the ragged last batches tell a mean per sample from a mean of batch means."""
+    model = _Probe(6, 3, seed, label_of=_fit_label)
     gen = torch.Generator().manual_seed(seed + 200)
     X = torch.randn(34, 6, generator=gen)
-    y = (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long()
-    dataset = TensorDataset(X, y)
-    train = DataLoader(Subset(dataset, range(24)), batch_size=8, shuffle=True,
+    dataset = TensorDataset(X, _fit_label(X))
+    train = DataLoader(Subset(dataset, range(22)), batch_size=8, shuffle=True,
                        generator=torch.Generator().manual_seed(seed))
-    val = DataLoader(Subset(dataset, range(24, 34)), batch_size=5)
+    val = DataLoader(Subset(dataset, range(22, 34)), batch_size=5)
     return model, train, val
 
 
@@ -458,69 +568,126 @@ def _fit(fit, model, train, val, optimizer, epochs):
     return history
 
 
+def _run_fit(fit, epochs, seed):
+    model, train, val = _small_fit_problem(seed)
+    history = _fit(fit, model, train, val, torch.optim.SGD(model.parameters(), lr=0.1), epochs)
+    return model, train, val, history
+
+
+def _passes(model: _Probe, kind: str) -> list[int]:
+    """Indices (into model.calls) of the training passes (train mode, recording) or validation passes
+    (batches of 5 and 2)."""
+    if kind == "train":
+        return [i for i, (size, mode, recording) in enumerate(model.calls) if mode and recording]
+    return [i for i, (size, _, _) in enumerate(model.calls) if size in _VAL_SIZES]
+
+
+def _weighted(model: _Probe, indices: list[int]) -> tuple[float, float]:
+    sizes = [model.calls[i][0] for i in indices]
+    losses = [model.measured[i][0] for i in indices]
+    rights = [model.measured[i][1] for i in indices]
+    return sum(l * s for l, s in zip(losses, sizes)) / sum(sizes), sum(rights) / sum(sizes)
+
+
+def _blame_or_fail(exercise_objects: dict, other: str, what: str, message: str, code: str) -> None:
+    broken = failure_of(other, **exercise_objects)
+    if broken is not None:
+        blame("fit", what, other, broken)
+    fail(message, code)
+
+
 @checks.of("fit")
 def returns_a_history_of_one_float_per_epoch(fit, epochs=5, seed=0):
-    model, train, val = _small_fit_problem(seed)
-    _fit(fit, model, train, val, torch.optim.SGD(model.parameters(), lr=0.1), epochs)
+    _run_fit(fit, epochs, seed)
 
 
 @checks.of("fit")
-def trains_in_train_mode_and_validates_in_eval_mode_without_a_graph(fit, epochs=5, seed=0):
-    model, train, val = _small_fit_problem(seed)
-    _fit(fit, model, train, val, torch.optim.SGD(model.parameters(), lr=0.1), epochs)
-    training = [(mode, recording) for size, mode, recording in model.calls if size == 8]
-    validation = [(mode, recording) for size, mode, recording in model.calls if size == 5]
-    expect(all(mode for mode, recording in training if recording),
-           "some training steps ran in eval mode: after validating, the model stays in eval mode until "
-           "model.train() is called. Switch to train mode at the start of every epoch.", "missing_train")
+def trains_in_train_mode_and_validates_in_eval_mode_without_a_graph(fit, evaluate, train_one_epoch, epochs=5,
+                                                                     seed=0):
+    model, train, val, _ = _run_fit(fit, epochs, seed)
+    training = [(mode, recording) for size, mode, recording in model.calls if size in _TRAIN_SIZES]
+    validation = [(mode, recording) for size, mode, recording in model.calls if size in _VAL_SIZES]
+    if not all(mode for mode, recording in training if recording):
+        _blame_or_fail(dict(train_one_epoch=train_one_epoch), "train_one_epoch",
+                       "fit trained some epochs in eval mode",
+                       "some training steps ran in eval mode: after validating, the model stays in eval mode until "
+                       "model.train() is called. Switch to train mode at the start of every epoch.", "missing_train")
     expect(len(validation) >= epochs * len(val),
            f"the validation loader was used for {len(validation)} batches in {epochs} epochs; expected its "
            f"{len(val)} batches after every epoch ({epochs * len(val)} in all): validate once per epoch.",
            "no_validation")
-    expect(not any(mode for mode, _ in validation),
-           "validation ran in train mode: call model.eval() before measuring (evaluate does).", "missing_eval")
-    expect(not any(recording for _, recording in validation),
-           "validation ran with autograd recording: wrap it in torch.no_grad() (evaluate does).",
-           "missing_no_grad")
+    if any(mode for mode, _ in validation):
+        _blame_or_fail(dict(evaluate=evaluate), "evaluate", "fit validated in train mode",
+                       "validation ran in train mode: call model.eval() before measuring (evaluate(), if it is "
+                       "right, does).", "missing_eval")
+    if any(recording for _, recording in validation):
+        _blame_or_fail(dict(evaluate=evaluate), "evaluate", "fit validated with autograd recording",
+                       "validation ran with autograd recording: measure inside torch.no_grad() (evaluate(), if "
+                       "it is right, does).", "missing_no_grad")
 
 
 @checks.of("fit")
-def records_the_validation_numbers_after_each_epoch(fit, epochs=5, seed=0):
-    model, train, val = _small_fit_problem(seed)
-    history = _fit(fit, model, train, val, torch.optim.SGD(model.parameters(), lr=0.1), epochs)
+def records_the_training_loss_of_each_epoch(fit, train_one_epoch, epochs=5, seed=0):
+    model, train, val, history = _run_fit(fit, epochs, seed)
+    passes = _passes(model, "train")
+    per_epoch = len(train)
+    if len(passes) != epochs * per_epoch:
+        fail(f"in {epochs} epochs the model ran {len(passes)} training forward passes (train mode, recording); "
+             f"expected {per_epoch} per epoch, one per batch of the training loader.", "wrong_step_count")
+    expected = [_weighted(model, passes[e * per_epoch:(e + 1) * per_epoch])[0] for e in range(epochs)]
+    found = history["train_loss"]
+    if all(math.isclose(f, e, rel_tol=1e-4, abs_tol=1e-6) for f, e in zip(found, expected)):
+        return
+    shown = f"history['train_loss'] is {[round(v, 4) for v in found]}; the epochs' training batches gave " \
+            f"{[round(v, 4) for v in expected]} (mean per sample)"
+    if all(math.isclose(f, v, rel_tol=1e-6, abs_tol=1e-9) for f, v in zip(found, history["val_loss"])):
+        fail(f"{shown}. It holds the validation losses: record what train_one_epoch returns for the epoch as "
+             "train_loss, and the loss evaluate returns as val_loss.", "train_loss_is_val_loss")
+    _blame_or_fail(dict(train_one_epoch=train_one_epoch), "train_one_epoch", "fit's training loss is wrong",
+                   f"{shown}. Record the loss of each epoch as its training batches computed it, the value "
+                   "train_one_epoch returns, not a measurement made afterwards.", "wrong_train_loss")
+
+
+@checks.of("fit")
+def records_the_validation_numbers_after_each_epoch(fit, evaluate, epochs=5, seed=0):
+    model, train, val, history = _run_fit(fit, epochs, seed)
+    passes = _passes(model, "val")
+    per_epoch = len(val)
+    found = list(zip(history["val_loss"], history["val_acc"]))
+    if len(passes) == epochs * per_epoch:
+        expected = [_weighted(model, passes[e * per_epoch:(e + 1) * per_epoch]) for e in range(epochs)]
+    else:  # validated more or less often than once per epoch: judge the last entry by the trained model
+        expected = None
     batches = _batch_losses(model, val)
     samples = sum(size for *_, size in batches)
-    loss = sum(value * size for value, _, size in batches) / samples
-    accuracy = sum(right for _, right, _ in batches) / samples
-    expect(math.isclose(history["val_loss"][-1], loss, rel_tol=1e-4, abs_tol=1e-6)
-           and math.isclose(history["val_acc"][-1], accuracy, abs_tol=1e-6),
-           f"the last recorded validation loss and accuracy are {number(history['val_loss'][-1])} and "
-           f"{number(history['val_acc'][-1])}, but the trained model scores {number(loss)} and {number(accuracy)} "
-           "on the validation loader. Evaluate after training each epoch, on the validation loader.",
-           "wrong_history")
+    final = (sum(value * size for value, _, size in batches) / samples, sum(right for _, right, _ in batches) / samples)
 
+    def same(a, b):
+        return math.isclose(a[0], b[0], rel_tol=1e-4, abs_tol=1e-6) and math.isclose(a[1], b[1], abs_tol=1e-6)
 
-@checks.of("fit")
-def learns_the_digits(fit, epochs=5, seed=0):
-    X, y = load_digits()
-    torch.manual_seed(seed)
-    order = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed)).tolist()
-    dataset = TensorDataset(X, y)
-    n_val = round(0.2 * len(X))
-    train = DataLoader(Subset(dataset, order[n_val:]), batch_size=32, shuffle=True,
-                       generator=torch.Generator().manual_seed(seed))
-    val = DataLoader(Subset(dataset, order[:n_val]), batch_size=64)
-    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    history = _fit(fit, model, train, val, torch.optim.Adam(model.parameters(), lr=0.01), epochs)
-    first, last = history["val_loss"][0], history["val_loss"][-1]
-    expect(last < first, f"over {epochs} epochs on the digits the validation loss went from {number(first)} to "
-           f"{number(last)}; it should fall.", "loss_not_decreasing")
-    accuracy = history["val_acc"][-1]
-    expect(accuracy >= 0.9, f"after {epochs} epochs on the digits the validation accuracy is {accuracy:.1%}; "
-           "expected at least 90%.", "low_accuracy")
+    if (expected is None or all(same(f, e) for f, e in zip(found, expected))) and same(found[-1], final):
+        return
+    objects = dict(evaluate=evaluate)
+    if expected is not None and not all(same(f, e) for f, e in zip(found, expected)):
+        _blame_or_fail(objects, "evaluate", "fit's validation loss or accuracy is wrong",
+                       f"the recorded validation numbers {[(round(a, 4), round(b, 4)) for a, b in found]} are not "
+                       f"what the validation passes gave, {[(round(a, 4), round(b, 4)) for a, b in expected]}: "
+                       "record the loss and accuracy of the validation loader, means per sample.", "wrong_history")
+    _blame_or_fail(objects, "evaluate", "fit's validation loss or accuracy is wrong",
+                   f"the last recorded validation loss and accuracy are {number(found[-1][0])} and "
+                   f"{number(found[-1][1])}, but the trained model scores {number(final[0])} and {number(final[1])} "
+                   "on the validation loader. Evaluate after training each epoch, on the validation loader.",
+                   "wrong_history")
 
 
 # --- plot_history ---------------------------------------------------------------
+#
+# Clauses -> checks:
+#   returns a matplotlib Figure (not None, not an Axes)      -> every check (through _plot)
+#   at least two axes                                        -> returns_a_figure_with_at_least_two_axes
+#   every axis that shows something labelled (x and y)       -> labels_every_axis
+#   train and validation loss on the same axes, the accuracy on a line of its own, one point per epoch
+#                                                            -> plots_both_losses_together_and_the_accuracy_per_epoch
 
 
 def _history(epochs: int, seed: int) -> dict[str, list[float]]:
@@ -620,3 +787,90 @@ def plots_both_losses_together_and_the_accuracy_per_epoch(plot_history, epochs=1
         expect(any(_matches(values, history["val_acc"]) or _matches(values, history["val_acc"], 100.0)
                    for _, values in curves),
                "no line of the figure shows history['val_acc'], one point per epoch.", "missing_curve")
+
+
+# --- training_settings (challenge) ------------------------------------------------------------
+#
+# Graded by outcome: the learner picks the batch size, learning rate and momentum; the check splits
+# the digits with the learner's make_loaders, trains a network of its own with the learner's fit and
+# SGD with those settings for SETTINGS_EPOCHS epochs, and measures the validation loss.
+# Clauses -> checks:
+#   a dict with batch_size (an int, at least SETTINGS_MIN_BATCH), lr (> 0) and momentum (in [0, 1))
+#                        -> returns_a_batch_size_a_learning_rate_and_a_momentum
+#   after SETTINGS_EPOCHS epoch(s), validation loss <= SETTINGS_TARGET
+#                        -> reaches_the_target_within_the_epoch_budget (the notebook's split),
+#                           instructor: reaches_the_target_on_a_split_it_never_saw
+#   (relies on make_loaders, train_one_epoch, evaluate and fit: a broken one is named as the cause)
+
+SETTINGS_EPOCHS = 1
+_BUDGET = "one epoch" if SETTINGS_EPOCHS == 1 else f"{SETTINGS_EPOCHS} epochs"
+SETTINGS_TARGET = 0.45
+SETTINGS_MIN_BATCH = 8
+
+
+def _settings(training_settings) -> tuple[int, float, float]:
+    settings = training_settings()
+    if not isinstance(settings, dict):
+        fail(f"training_settings should return a dict; it returned {describe(settings)}.", "wrong_return")
+    missing = [key for key in ("batch_size", "lr", "momentum") if key not in settings]
+    expect(not missing, f"the settings have no {', '.join(repr(k) for k in missing)}; expected the keys "
+           "'batch_size', 'lr' and 'momentum'.", "missing_keys")
+    batch_size, lr, momentum = settings["batch_size"], settings["lr"], settings["momentum"]
+    expect(type(batch_size) is int and batch_size >= SETTINGS_MIN_BATCH,
+           f"batch_size is {batch_size!r}; expected an int of at least {SETTINGS_MIN_BATCH} (smaller batches make "
+           "the check too slow).", "wrong_settings")
+    expect(type(lr) in (int, float) and lr > 0, f"lr is {lr!r}; expected a positive number.", "wrong_settings")
+    expect(type(momentum) in (int, float) and 0 <= momentum < 1,
+           f"momentum is {momentum!r}; expected a number in [0, 1).", "wrong_settings")
+    return batch_size, float(lr), float(momentum)
+
+
+def settings_validation_loss(training_settings, make_loaders, fit, split_seed: int, width: int,
+                             model_seed: int) -> float:
+    """Train a digits network of the check's own with the learner's settings, loaders and fit; its loss
+    on the validation split (all of it at once)."""
+    batch_size, lr, momentum = _settings(training_settings)
+    X, y = load_digits()
+    train_loader, val_loader = as_pair(make_loaders(X, y, batch_size=batch_size, val_fraction=0.2,
+                                                    seed=split_seed), "make_loaders")
+    torch.manual_seed(model_seed)
+    # tanh, not the ReLU of DigitsClassifier: the settings must suit a network they were not tuned on
+    model = nn.Sequential(nn.Linear(64, width), nn.Tanh(), nn.Linear(width, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    with _one_thread():
+        fit(model, train_loader, val_loader, nn.CrossEntropyLoss(), optimizer, SETTINGS_EPOCHS)
+    samples = [val_loader.dataset[i] for i in range(len(val_loader.dataset))]
+    inputs = torch.stack([as_tensor(x, "a validation input") for x, _ in samples])
+    targets = torch.stack([as_tensor(t, "a validation target") for _, t in samples])
+    model.eval()
+    with torch.no_grad():
+        return F.cross_entropy(model(inputs), targets).item()
+
+
+def expect_settings_loss(loss: float, where: str, objects: dict) -> None:
+    if loss <= SETTINGS_TARGET:
+        return
+    for other in ("make_loaders", "train_one_epoch", "evaluate", "fit"):
+        broken = failure_of(other, **objects)
+        if broken is not None:
+            blame("training_settings", f"after {_BUDGET} the validation loss is {number(loss)}, "
+                  f"above the target {SETTINGS_TARGET}, and that may not be your settings' fault: the run relies "
+                  "on your own code,", other, broken)
+    fail(f"after {_BUDGET} with your settings the validation loss {where} is {number(loss)}; the "
+         f"target is at most {SETTINGS_TARGET}. Smaller batches take more steps per epoch; momentum and the "
+         "learning rate decide how far each step goes (too far, and the loss jumps around).", "below_target")
+
+
+@checks.of("training_settings")
+def returns_a_batch_size_a_learning_rate_and_a_momentum(training_settings):
+    _settings(training_settings)
+
+
+@checks.of("training_settings")
+def reaches_the_target_within_the_epoch_budget(training_settings, make_loaders, train_one_epoch, evaluate, fit,
+                                               seed=0):
+    loss = settings_validation_loss(training_settings, make_loaders, fit, split_seed=seed, width=32,
+                                    model_seed=seed)
+    expect_settings_loss(loss, "on the notebook's split", dict(make_loaders=make_loaders,
+                                                               train_one_epoch=train_one_epoch, evaluate=evaluate,
+                                                               fit=fit))

@@ -1,9 +1,12 @@
-"""Checks for 07_devices_checkpoints: choosing a device, moving batches, saving and resuming.
+"""Checks for 07_devices_checkpoints: choosing a device, moving batches, saving and resuming, and the
+challenge of a model whose checkpoint fits a small budget.
 
 No GPU is needed: ``get_device`` is checked on pretended machines (the
 availability functions are replaced for the duration of one call), tensors are
 moved to the ``meta`` device, which exists everywhere, and checkpoints are
-written only into temporary folders that are removed afterwards.
+written only into temporary folders that are removed afterwards. The load checks write their
+checkpoint in the format the notebook's text states (three keys, state dicts). The challenge's hidden
+split lives in ``autograder/checks/instructor/07_devices_checkpoints.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autograder.checks._support import as_int, describe, is_close
+from autograder.checks._support import as_int, data_sealed, describe, is_close, one_cpu_core
 from autograder.registry import Checks
 from autograder.results import expect, fail
 
@@ -26,6 +29,14 @@ _KEYS = ("model_state_dict", "optimizer_state_dict", "epoch")
 
 
 # --- get_device -----------------------------------------------------------------
+#
+# clause (text and contract)                                  -> check
+# returns a torch.device, not a string                        -> returns_a_torch_device_not_a_string
+# CUDA when available and preferred                           -> prefers_cuda_then_mps_then_cpu (pretended machines)
+# else MPS when available and preferred                       -> prefers_cuda_then_mps_then_cpu (hidden: MPS only,
+#                                                                CUDA and MPS)
+# else the CPU; prefer_gpu=False always the CPU               -> prefers_cuda_then_mps_then_cpu
+# usable on the machine that runs it                          -> gives_a_usable_device_on_this_machine
 
 
 def _real_device_type() -> str:
@@ -116,6 +127,16 @@ def gives_a_usable_device_on_this_machine(get_device):
 
 
 # --- move_to --------------------------------------------------------------------
+#
+# clause (text and contract)                                  -> check
+# a tensor comes back moved (the copy .to() returns)          -> moves_a_single_tensor
+# every tensor at any depth of tuples, lists and dicts moved  -> moves_every_tensor_in_nested_containers_and_keeps_...
+# a tuple stays a tuple, a list a list, a dict keeps its keys -> moves_every_tensor_in_nested_containers_and_keeps_...
+#   (empty containers too)
+# values and dtypes of the tensors unchanged                  -> keeps_values_and_leaves_other_objects_untouched
+# non-tensors (str, numbers, bool, None) returned untouched   -> keeps_values_and_leaves_other_objects_untouched
+# a new structure: the caller's containers are not modified   -> leaves_the_callers_batch_as_it_was
+#   (hidden: deeper nesting, another seed)
 
 _META = torch.device("meta")
 
@@ -128,10 +149,11 @@ def _batch(seed: int, depth: int):
     def tensor(*shape):
         return torch.randn(*shape, generator=gen)
 
-    inner = {"image": tensor(2, 3), "id": f"sample_{seed}", "weight": 0.5, "missing": None}
+    inner = {"image": tensor(2, 3), "id": f"sample_{seed}", "weight": 0.5, "missing": None,
+             "empty": ([], {}, ())}
     for level in range(depth):
         inner = {"level": level, "pair": (tensor(3), inner), "items": [tensor(2, 2), (level, tensor(1))],
-                 "flag": level % 2 == 0}
+                 "flag": level % 2 == 0, "mask": tensor(2) > 0, "half": tensor(2).half()}
     return (tensor(4, 3), torch.arange(4), [inner, "tag"])
 
 
@@ -203,7 +225,53 @@ def keeps_values_and_leaves_other_objects_untouched(move_to, seed=0, depth=2):
     _compare(batch, _move(move_to, batch, torch.device("cpu")), torch.device("cpu"), "batch")
 
 
+def _snapshot(obj):
+    """Which object sits where in a nested batch: (id, kind, device or value) for every node, in order."""
+    if torch.is_tensor(obj):
+        return [(id(obj), "tensor", obj.device.type)]
+    if type(obj) is dict:
+        return [(id(obj), "dict", tuple(obj))] + [node for value in obj.values() for node in _snapshot(value)]
+    if type(obj) in (list, tuple):
+        return [(id(obj), type(obj).__name__, len(obj))] + [node for item in obj for node in _snapshot(item)]
+    return [(id(obj), "value", None)]
+
+
+@checks.of("move_to")
+def leaves_the_callers_batch_as_it_was(move_to, seed=0, depth=2):
+    batch = _batch(seed, depth)
+    before = _snapshot(batch)
+    moved = _move(move_to, batch, _META)
+    after = _snapshot(batch)
+    if after != before:
+        fail("move_to changed the batch it was given: after the call, the caller's containers hold other objects "
+             "than before (the moved tensors). Build a new container of the moved items instead of assigning into "
+             "the old one (`obj[key] = ...`): the caller may still need its batch as it was.", "modified_input")
+    _compare(batch, moved, _META, "batch")
+    originals = {node_id for node_id, kind, _ in before if kind in ("dict", "list")}
+    reused = [kind for node_id, kind, _ in _snapshot(moved) if node_id in originals]
+    expect(not reused, f"move_to returned the caller's own {reused[0] if reused else ''} (the same object, "
+           "refilled): return a new container, so that the caller's batch and the moved one are independent.",
+           "modified_input")
+
+
 # --- checkpoints ----------------------------------------------------------------
+#
+# save_checkpoint: clause (text and contract)                 -> check
+# writes the file at `path`                                   -> writes_a_file_that_loads_with_weights_only
+# readable by torch.load(path, weights_only=True)             -> writes_a_file_that_loads_with_weights_only
+#   (state dicts, never the pickled module or the method)
+# a dict with exactly the three keys                          -> holds_exactly_the_three_keys
+# epoch as a Python int, the one it was given                 -> stores_the_epoch_as_an_int
+# model state (buffers too) and optimizer state, so training  -> saves_what_it_takes_to_resume_exactly
+#   resumes exactly (Adam; SGD with momentum)                    (hidden: another model seed and epoch)
+#
+# load_checkpoint: clause (text and contract)                 -> check
+# returns the saved epoch as an int                           -> returns_the_saved_epoch
+# restores the model it is given (in place)                   -> restores_the_model_it_is_given
+# restores the optimizer, so the next steps are identical     -> restores_the_optimizer_so_training_resumes_exactly
+# the optimizer is optional                                   -> works_without_an_optimizer
+# passes map_location on to torch.load                        -> reads_with_the_map_location_it_is_given
+#                                                                (tests/test_checks_07: a real GPU, where there is one)
 
 
 def _model(seed: int) -> nn.Module:
@@ -471,3 +539,90 @@ def reads_with_the_map_location_it_is_given(load_checkpoint, epoch=3, seed=0):
                    f"load_checkpoint(..., map_location={given!r}) called torch.load with map_location="
                    f"{seen[0]!r}: pass on the map_location it was given, so a GPU checkpoint can load on a CPU.",
                    "map_location_ignored")
+
+
+# --- challenge: train_tiny_model ----------------------------------------------------------
+#
+# clause (text)                                               -> check
+# returns an nn.Module taking float32 (N, 64) to logits (N,10)-> reaches_the_target_within_the_byte_budget
+# its state_dict's tensors take at most TINY_BYTES bytes      -> reaches_the_target_within_the_byte_budget
+# trains only on the samples it receives                      -> reaches_the_target_within_the_byte_budget (sealed)
+# at least TINY_ACCURACY on held-out digits                   -> ... (visible split); instructor: hidden split
+# survives a checkpoint: a fresh copy loaded from its state   -> reaches_the_target_within_the_byte_budget
+#   dict (weights_only) predicts the same
+# at most TINY_CPU_SECONDS of CPU time on one core            -> reaches_the_target_within_the_byte_budget
+
+TINY_BYTES = 1_400
+TINY_ACCURACY = 0.93
+TINY_CPU_SECONDS = 10.0
+
+
+def state_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values() if isinstance(t, torch.Tensor))
+
+
+def tiny_outcome(train_tiny_model, seed: int, val_fraction: float, where: str) -> None:
+    """Train the learner's design on part of the digits and measure its size and accuracy."""
+    import copy
+    import io
+
+    from autograder.data import load_digits
+
+    X, y = load_digits()
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    cut = round(val_fraction * len(y))
+    held_out, training = order[:cut], order[cut:]
+    with data_sealed(train_tiny_model, "train_tiny_model"), one_cpu_core() as clock:
+        model = train_tiny_model(X[training].clone(), y[training].clone())
+        seconds = clock["seconds"]()
+    if not isinstance(model, nn.Module):
+        fail(f"train_tiny_model should return the trained model, an nn.Module; it returned {describe(model)}.",
+             "wrong_return")
+    size = state_bytes(model)
+    expect(size <= TINY_BYTES,
+           f"the tensors of your model's state_dict take {size:,} bytes; the budget is {TINY_BYTES:,}. Fewer numbers, "
+           "or fewer bytes per number.", "over_byte_budget")
+    model.eval()
+    device = next(model.parameters(), torch.empty(0)).device  # a learner's model may live on a GPU
+    with torch.no_grad():
+        try:
+            logits = model(X[held_out].to(device))
+        except RuntimeError as exc:
+            fail(f"your model cannot take float32 inputs of shape ({len(held_out)}, 64): {str(exc)[:200]}. If it "
+                 "stores its weights in another dtype, convert the input inside forward.", "wrong_input")
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (len(held_out), 10):
+        fail(f"your model should return logits of shape ({len(held_out)}, 10); it returned {describe(logits)}.",
+             "wrong_shape")
+    logits = logits.cpu()
+    accuracy = float((logits.float().argmax(dim=1) == y[held_out]).float().mean())
+    expect(accuracy >= TINY_ACCURACY,
+           f"your model classifies {accuracy:.1%} of {len(held_out)} held-out digits ({where}) correctly; the target "
+           f"is {TINY_ACCURACY:.0%}.", "below_target")
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    # A copy with every number wiped, the state dict's and any plain tensor attribute's (which a checkpoint
+    # of the state dict would not hold), then loaded from the saved state dict.
+    copy_of_model = copy.deepcopy(model)
+    with torch.no_grad():
+        for tensor in copy_of_model.state_dict().values():
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+                tensor.zero_()
+        for module in copy_of_model.modules():
+            for name, value in list(vars(module).items()):
+                if type(value) is torch.Tensor and value.is_floating_point():
+                    setattr(module, name, torch.zeros_like(value))
+    copy_of_model.load_state_dict(torch.load(buffer, weights_only=True))
+    with torch.no_grad():
+        again = copy_of_model(X[held_out].to(device)).cpu()
+    expect(torch.equal(again.float().argmax(dim=1), logits.float().argmax(dim=1)),
+           "a copy of your model loaded from its own state_dict predicts other classes: something it needs is not "
+           "in the state_dict (a plain tensor attribute instead of a parameter or buffer?).", "state_incomplete")
+    expect(seconds <= TINY_CPU_SECONDS,
+           f"training used {seconds:.1f} s of CPU time on one core; the budget is {TINY_CPU_SECONDS:g} s.",
+           "over_time_budget")
+
+
+@checks.of("train_tiny_model")
+def reaches_the_target_within_the_byte_budget(train_tiny_model, seed=0):
+    tiny_outcome(train_tiny_model, seed, 0.2, f"a split seeded with {seed}")

@@ -8,7 +8,9 @@ is known, so an object that claims to equal everything gets nowhere.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from typing import Any
 
 import torch
@@ -160,3 +162,82 @@ def expect_parameter_count(model: nn.Module, expected: int, what: str, breakdown
     found = parameter_count(model)
     hint, code = explain_parameter_count(model, expected, found)
     expect(found == expected, f"{what} has {found} parameters; expected {expected}{breakdown}.{hint}", code)
+
+
+def failure_of(exercise: str, **objects: Any):
+    """The first diagnosis that ``exercise``'s public checks give for the learner's ``objects``
+    (a CheckFailure), or None when they pass. A check of one exercise calls this to name another
+    exercise it relies on as the likely cause of its own failure ("because your `evaluate` ...")."""
+    from autograder import registry
+    from autograder.results import CheckFailure
+
+    for check in registry.checks_of(exercise):
+        if check.instructor or any(name not in objects for name in check.needs):
+            continue
+        try:
+            check.func(**{name: objects[name] for name in check.needs})
+        except CheckFailure as failure:
+            return failure
+        except NotImplementedError:
+            raise
+        except Exception as exc:  # the other exercise's code raised: that is its diagnosis
+            return CheckFailure(f"raises {type(exc).__name__}: {exc}", "raised")
+    return None
+
+
+def blame(exercise: str, what: str, other: str, failure) -> None:
+    """Fail ``exercise``'s check, naming the exercise ``other`` that it relies on as the cause."""
+    fail(f"{what} because your `{other}` fails its own checks: {failure.message} (Fix `{other}` first; "
+         f"`{exercise}` relies on it.)", f"{other}_broken")
+
+
+@contextlib.contextmanager
+def data_sealed(func: Any, exercise: str):
+    """While ``func`` runs, the course's data sets cannot be loaded: a challenge trains on the samples the
+    check hands over, and the held-out ones stay unseen. Fails the check when ``func`` tried anyway."""
+    import autograder.data as data
+
+    tried = []
+
+    def sealed(*args, **kwargs):
+        tried.append(True)
+        raise RuntimeError(f"{exercise} may only use the data it is given; the check keeps the rest held out")
+
+    owners = [(data, name) for name in ("load_digits", "load_breast_cancer")]
+    try:
+        import sklearn.datasets
+        owners += [(sklearn.datasets, name) for name in ("load_digits", "load_breast_cancer")]
+    except ImportError:  # pragma: no cover - scikit-learn ships with the course
+        pass
+    learner_globals = getattr(func, "__globals__", None)
+    if isinstance(learner_globals, dict):
+        owners += [(learner_globals, name) for name in ("load_digits", "load_breast_cancer") if name in learner_globals]
+    saved = [(owner, name, owner[name] if isinstance(owner, dict) else getattr(owner, name)) for owner, name in owners]
+    for owner, name, _ in saved:
+        owner.__setitem__(name, sealed) if isinstance(owner, dict) else setattr(owner, name, sealed)
+    try:
+        yield
+    except Exception:
+        if tried:
+            fail(f"{exercise} tried to load a data set itself. Train only on the samples it receives: the check "
+                 "measures the result on samples it keeps back.", "loads_other_data")
+        raise
+    finally:
+        for owner, name, value in saved:
+            owner.__setitem__(name, value) if isinstance(owner, dict) else setattr(owner, name, value)
+    expect(not tried, f"{exercise} tried to load a data set itself. Train only on the samples it receives: the "
+           "check measures the result on samples it keeps back.", "loads_other_data")
+
+
+@contextlib.contextmanager
+def one_cpu_core():
+    """PyTorch limited to one thread for the duration; ``seconds()`` of the block is the CPU time it used,
+    which other programs on a busy machine do not inflate."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    started = time.process_time()
+    clock = {"seconds": lambda: time.process_time() - started}
+    try:
+        yield clock
+    finally:
+        torch.set_num_threads(threads)
