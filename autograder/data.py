@@ -46,6 +46,23 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
     return X.clone(), y.clone()
 
 
+@lru_cache(maxsize=None)
+def _breast_cancer_raw() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_breast_cancer as load
+
+    features, labels = load(return_X_y=True)
+    return (torch.tensor(features, dtype=torch.float32),
+            torch.tensor(labels, dtype=torch.float32).reshape(-1, 1))
+
+
+def load_breast_cancer_raw() -> tuple[torch.Tensor, torch.Tensor]:
+    """The breast cancer set as measured, before standardising: ``(X, y)`` with ``X`` float32
+    ``(569, 30)`` in the measurements' own units (fractions for some, thousands for others)
+    and ``y`` as :func:`load_breast_cancer` gives it."""
+    X, y = _breast_cancer_raw()
+    return X.clone(), y.clone()
+
+
 def make_spirals(num_points: int = 400, noise: float = 0.2, turns: float = 1.5, seed: int = 0
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(X, y)``: two interleaved spiral arms in the plane, ``num_points`` points in all.

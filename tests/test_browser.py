@@ -4,7 +4,8 @@
 free port, a token, private Jupyter dirs), and Debian's Chromium, driven by
 Playwright, does what a student does: open a released notebook from my-work/,
 run all cells, read the reports of the unfinished exercises, type one
-solution, see its test pass and press nbgrader's Validate button. An
+solution, see its test pass and press nbgrader's Validate button, and open
+one of an exercise's hints. An
 instructor opens formgrader. A screenshot of each step is kept in
 build/browser-artifacts/.
 
@@ -354,6 +355,35 @@ def test_a_student_runs_a_release_fills_in_an_exercise_and_validates(page, lab):
         assert f'check("{exercise}")' in verdict and f"✘ {exercise}:" in verdict, verdict
     assert f'check("{first}")' not in verdict, "Validate still reports the exercise that passes"
     dialog.get_by_role("button", name="Ok").click()
+    assert page.console_errors == []
+    assert lab.server_errors() == []
+
+
+def test_a_hint_opens_when_clicked_and_renders_its_markdown(page, lab):
+    nb = nbformat.read(lab.course / "notebooks" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
+    index = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown" and "<details>" in cell.source)
+    open_lab(page, lab)
+    page.locator(".jp-DirListing-item", has_text=NOTEBOOK).first.dblclick()
+    page.locator(".jp-DirListing-item", has_text=f"{NOTEBOOK}.ipynb").first.dblclick()
+    wait_for_code_cells(page, len(release_cells(lab)))
+    cell = page.locator(f"{SHOWN} .jp-Notebook .jp-Cell").nth(index)
+    reveal(page, cell)
+    hint = cell.locator(".jp-RenderedMarkdown details").first
+    hint.wait_for(state="attached")
+    summary = hint.locator("summary")
+    body = hint.locator(":scope > :not(summary)").first
+    # Closed at first: only the summary line shows, the hint itself is hidden until asked for.
+    assert summary.inner_text().startswith("Hint 1"), summary.inner_text()
+    assert hint.evaluate("e => e.open") is False and not body.is_visible()
+    shot(page, "08_hint_closed")
+    summary.click()
+    page.wait_for_function("e => e.open", arg=hint.element_handle())
+    body.wait_for(state="visible")
+    # Rendered as markdown inside the HTML block: inline code became <code>, no backticks are left.
+    text = hint.evaluate("e => e.textContent")
+    assert hint.locator("code").count() > 0 and "`" not in text, text
+    reveal(page, hint)
+    shot(page, "09_hint_open")
     assert page.console_errors == []
     assert lab.server_errors() == []
 

@@ -23,6 +23,7 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     assert_accepted("mse", namespace, num_samples=41, seed=6)
     assert_accepted("autograd_gradients", namespace, num_samples=33, num_features=6, seed=4)
     assert_accepted("analytic_gradients", namespace, num_samples=29, num_features=7, seed=8)
+    assert_accepted("fit_linear", namespace, instructor=True)
 
 
 # --- make_linear_data ---
@@ -113,6 +114,27 @@ def data_float64(n, w, b, noise_std=0.0, seed=0):
     return X, X @ w + b + noise_std * torch.randn(n, 1, generator=gen, dtype=torch.float64)
 
 
+def data_uniform_with_unit_spread(n, w, b, noise_std=0.0, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.as_tensor(w, dtype=torch.float32).reshape(-1, 1)
+    X = (torch.rand(n, len(w), generator=gen) * 2 - 1) * 3 ** 0.5  # mean 0, std 1, but flat
+    return X, X @ w + b + noise_std * torch.randn(n, 1, generator=gen)
+
+
+def data_uniform_noise(n, w, b, noise_std=0.0, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.as_tensor(w, dtype=torch.float32).reshape(-1, 1)
+    X = torch.randn(n, len(w), generator=gen)
+    return X, X @ w + b + noise_std * (torch.rand(n, 1, generator=gen) * 2 - 1) * 3 ** 0.5
+
+
+def data_two_generators(n, w, b, noise_std=0.0, seed=0):
+    w = torch.as_tensor(w, dtype=torch.float32).reshape(-1, 1)
+    X = torch.randn(n, len(w), generator=torch.Generator().manual_seed(seed))
+    noise = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed))
+    return X, X @ w + b + noise_std * noise
+
+
 def test_make_linear_data_with_matmul_and_torch_normal_is_accepted():
     assert_accepted("make_linear_data", ns(make_linear_data=data_with_matmul_and_normal))
 
@@ -129,6 +151,9 @@ def test_make_linear_data_with_matmul_and_torch_normal_is_accepted():
     (data_no_noise, "noise_ignored"),
     (data_reseeding_per_call, "not_deterministic"),
     (data_float64, "wrong_dtype"),
+    (data_uniform_with_unit_spread, "not_normal"),
+    (data_uniform_noise, "wrong_noise"),
+    (data_two_generators, "noise_reuses_X"),
 ])
 def test_make_linear_data_mistakes_are_diagnosed(wrong, code):
     assert_caught("make_linear_data", ns(make_linear_data=wrong), code)
@@ -290,6 +315,11 @@ def test_autograd_gradients_mistakes_are_diagnosed(wrong, code):
     assert_caught("autograd_gradients", ns(autograd_gradients=wrong), code)
 
 
+def test_autograd_gradients_failing_because_of_a_summing_mse_blames_mse():
+    result = assert_caught("autograd_gradients", ns(mse=mse_sum), "mse_broken")
+    assert "your `mse`" in result.message and "Fix `mse` first" in result.message
+
+
 def test_autograd_gradients_relying_on_an_unwritten_mse_says_so():
     def mse(pred, target):
         raise NotImplementedError()
@@ -364,3 +394,58 @@ def test_autograd_is_back_after_a_check_that_switched_it_off():
     assert w.grad.tolist() == [3.0, 3.0]
     assert torch.autograd.grad((w * 2).sum(), [w])[0].tolist() == [2.0, 2.0]
     assert "backward" in vars(torch.Tensor) and callable(torch.autograd._engine_run_backward)
+
+
+# --- challenge: fit_linear ---
+
+
+def fit_by_least_squares(X, y):
+    A = torch.cat([X, torch.ones(len(X), 1)], dim=1)
+    coef = torch.linalg.lstsq(A, y).solution
+    return coef[:-1], coef[-1:, 0]
+
+
+def _descend(X, y, steps, lr):
+    w, b = torch.zeros(X.shape[1], 1), torch.zeros(1)
+    for _ in range(steps):
+        r = X @ w + b - y
+        w, b = w - lr * 2 / len(X) * X.T @ r, b - lr * 2 / len(X) * r.sum(dim=0)
+    return w, b
+
+
+def fit_plain_descent(X, y):
+    return _descend(X, y, 300, 0.1)
+
+
+def fit_tuned_to_the_visible_problem(X, y):
+    """A learning rate small enough for the visible largest scale (10), and steps enough for it."""
+    return _descend(X, y, 2000, 0.004)
+
+
+def fit_flat_w(X, y):
+    w, b = fit_by_least_squares(X, y)
+    return w.flatten(), b
+
+
+def fit_scalar_b(X, y):
+    w, b = fit_by_least_squares(X, y)
+    return w, b[0]
+
+
+def test_fit_linear_by_least_squares_is_accepted():
+    assert_accepted("fit_linear", ns(fit_linear=fit_by_least_squares), instructor=True)
+
+
+@pytest.mark.parametrize("wrong, code", [
+    (fit_plain_descent, "not_finite"),
+    (fit_flat_w, "wrong_shape"),
+    (fit_scalar_b, "wrong_shape"),
+])
+def test_fit_linear_mistakes_are_diagnosed(wrong, code):
+    assert_caught("fit_linear", ns(fit_linear=wrong), code)
+
+
+def test_a_fit_tuned_to_the_visible_problem_fails_the_hidden_ones():
+    namespace = ns(fit_linear=fit_tuned_to_the_visible_problem)
+    assert_accepted("fit_linear", namespace)
+    assert_caught("fit_linear", namespace, "below_target", instructor=True)

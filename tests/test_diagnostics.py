@@ -43,7 +43,48 @@ class Mistake:
 
 
 MISTAKES = [
+    # --- 01_tensors ------------------------------------------------------------------
+    Mistake("a summing loss, seen in the gradient that relies on it", "01_tensors", "autograd_gradients",
+            "mse_broken",
+            '''def mse(pred, target):
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    return ((pred - target) ** 2).sum()
+''', ("your `mse`",)),
     # --- 02_manual_model -------------------------------------------------------------
+    Mistake("initial weights drawn from the reseeded global generator", "02_manual_model", "init_params", "global_rng",
+            '''def init_params(num_features, seed=0):
+    torch.manual_seed(seed)
+    bound = 1 / math.sqrt(num_features)
+    W = ((torch.rand(num_features, 1) * 2 - 1) * bound).requires_grad_()
+    return W, torch.zeros(1, requires_grad=True)
+''', ("global random state",)),
+    Mistake("initial weights from a clamped normal draw, not uniform", "02_manual_model", "init_params", "not_uniform",
+            '''def init_params(num_features, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    bound = 1 / math.sqrt(num_features)
+    W = torch.randn(num_features, 1, generator=generator).clamp(-bound, bound).requires_grad_()
+    return W, torch.zeros(1, requires_grad=True)
+''', ("not spread evenly",)),
+    Mistake("invented losses instead of the ones measured", "02_manual_model", "train_manual", "losses_not_measured",
+            '''def train_manual(X, y, epochs=100, lr=0.1, seed=0):
+    W, b = init_params(X.shape[1], seed=seed)
+    for _ in range(epochs):
+        bce_loss(forward(X, W, b), y).backward()
+        sgd_step([W, b], lr)
+    return W, b, [1 / (e + 1) for e in range(epochs)]
+''', ("record loss.item()",)),
+    Mistake("the seed not passed on to init_params", "02_manual_model", "train_manual", "seed_ignored",
+            '''def train_manual(X, y, epochs=100, lr=0.1, seed=0):
+    W, b = init_params(X.shape[1])
+    losses = []
+    for _ in range(epochs):
+        loss = bce_loss(forward(X, W, b), y)
+        loss.backward()
+        sgd_step([W, b], lr)
+        losses.append(loss.item())
+    return W, b, losses
+''', ("seed=seed",)),
     Mistake("weight in (1, n) layout instead of (n, 1)", "02_manual_model", "init_params", "weight_layout_transposed",
             '''def init_params(num_features, seed=0):
     generator = torch.Generator().manual_seed(seed)
@@ -129,6 +170,16 @@ MISTAKES = [
     def forward(self, x):
         return torch.sigmoid(x @ self.W + self.b)
 ''', ("super().__init__()",), end_to_end=True),
+    Mistake("W initialised to zeros", "03_nn_module", "ManualLogisticModule", "zero_init",
+            '''class ManualLogisticModule(nn.Module):
+    def __init__(self, num_features):
+        super().__init__()
+        self.W = nn.Parameter(torch.zeros(num_features, 1))
+        self.b = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.sigmoid(x @ self.W + self.b)
+''', ("all zeros",)),
     Mistake("parameters kept as plain tensors (nothing registered)", "03_nn_module", "ManualLogisticModule",
             "not_registered",
             '''class ManualLogisticModule(nn.Module):

@@ -11,10 +11,13 @@ from autograder.checks._support import (
     as_pair,
     as_tensor,
     biggest_gap,
+    blame,
+    failure_of,
     describe,
     expect_dtype,
     expect_shape,
     is_close,
+    is_finite,
     number,
     shape_text,
 )
@@ -25,6 +28,18 @@ checks = Checks("01_tensors")
 
 
 # --- make_linear_data -----------------------------------------------------------
+#
+# Clauses of make_linear_data (text and contract) -> the check that enforces each:
+#   returns (X, y): X float32 (n, d), y float32 (n, 1)              -> returns_float32_X_n_by_d_and_y_n_by_1
+#   w a list of ints or floats, a tuple or a 1-D tensor; without noise
+#     y is exactly X @ w + b                                         -> y_is_X_w_plus_b_without_noise_whatever_form_w_takes
+#   X from a standard normal                                          -> X_is_drawn_from_a_standard_normal
+#   same seed, identical data; another seed, other data              -> the_same_seed_gives_the_same_data_and_another_seed_other_data
+#   drawn from a torch.Generator seeded by seed: the global random
+#     stream is left alone                                            -> leaves_the_global_random_stream_alone
+#   Gaussian noise of standard deviation noise_std, one value per
+#     sample, independent of X                                        -> adds_noise_with_the_given_standard_deviation
+#                                                                        adds_noise_that_is_normal_and_independent_of_X
 
 
 def _integer_weights(d: int) -> list[int]:
@@ -94,6 +109,22 @@ def X_is_drawn_from_a_standard_normal(make_linear_data, seed=0):
     expect(abs(mean) < 0.1 and 0.9 < std < 1.1,
            f"over {n} samples X has mean {mean:.3f} and standard deviation {std:.3f}; a standard normal has 0 and 1. "
            "Draw X with torch.randn and do not scale or shift it.", "not_normal")
+    within = _share_within_one(X)
+    expect(abs(within - _NORMAL_WITHIN_ONE) < 0.03,
+           f"{within:.1%} of X's values lie within one standard deviation of the mean; for a normal distribution it "
+           f"is {_NORMAL_WITHIN_ONE:.1%}. Mean and spread are right, but the shape is not bell-like: draw with "
+           "torch.randn.", "not_normal")
+
+
+# For a normal distribution 68.3% of the values lie within one standard deviation of the mean
+# (a uniform one of the same spread has 57.7%). Over 4000+ values a normal sample lands within
+# 0.03 of it with probability above 0.9999.
+_NORMAL_WITHIN_ONE = 0.6827
+
+
+def _share_within_one(values: torch.Tensor) -> float:
+    v = values.double().flatten()
+    return float(((v - v.mean()).abs() < v.std()).double().mean())
 
 
 @checks.of("make_linear_data")
@@ -144,7 +175,32 @@ def adds_noise_with_the_given_standard_deviation(make_linear_data, noise_std=0.1
                "wrong_noise")
 
 
+@checks.of("make_linear_data")
+def adds_noise_that_is_normal_and_independent_of_X(make_linear_data, seed=0):
+    n, w, b = 4000, [2.0, -3.0, 0.5], 1.0
+    X, y = _data(make_linear_data, n, w, b, noise_std=0.5, seed=seed)
+    noise = (y.double() - _exact_targets(X, w, b)).flatten()
+    within = _share_within_one(noise)
+    expect(abs(within - _NORMAL_WITHIN_ONE) < 0.03,
+           f"{within:.1%} of the noise values lie within one standard deviation of their mean; for Gaussian noise "
+           f"it is {_NORMAL_WITHIN_ONE:.1%}. Draw the noise with torch.randn.", "wrong_noise")
+    first_column = X[:, 0].double()
+    flat_start = X.double().flatten()[:n]
+    for label, values in (("the first column of X", first_column), ("the first values drawn for X", flat_start)):
+        corr = float(torch.corrcoef(torch.stack([noise, values]))[0, 1])
+        expect(abs(corr) < 0.2,
+               f"the noise is correlated with {label} (correlation {corr:.2f}): it repeats numbers already used for "
+               "X, as a second generator seeded with the same seed does. Draw X and then the noise from one "
+               "generator, so the noise is new numbers.", "noise_reuses_X")
+
+
 # --- mse --------------------------------------------------------------------------
+#
+# Clauses of mse -> checks:
+#   the mean (not sum, not root, not abs) of squared differences, a 0-dim tensor -> equals_the_mean_of_squared_differences
+#   ValueError when pred.shape != target.shape, either way round        -> raises_ValueError_for_N_against_N_by_1
+#   any two tensors of the same shape are fine (1-D, several columns)   -> works_for_any_pair_of_matching_shapes
+#   differentiable: stays in the graph with the right gradient          -> is_differentiable
 
 
 def _columns(num_samples: int, seed: int, shape=None):
@@ -225,6 +281,17 @@ def is_differentiable(mse, num_samples=16, seed=0):
 
 
 # --- autograd_gradients and analytic_gradients -------------------------------------
+#
+# Clauses of autograd_gradients -> checks:
+#   (dw, db) shaped like w (d, 1) and b (1,)                           -> returns_gradients_shaped_like_w_and_b
+#   the gradient of mse(X @ w + b, y), for any N and d; a wrong one
+#     caused by the learner's mse names mse                           -> match_the_gradient_of_the_mean_squared_error
+#   plain w and b: no requires_grad flipped, no .grad left, values kept -> leave_plain_w_and_b_as_they_were
+#   w and b that require grad and hold a .grad: ignored and kept       -> ignore_and_keep_the_gradients_the_caller_already_has
+# Clauses of analytic_gradients -> checks:
+#   (dw, db) shaped like w and b                                       -> returns_gradients_shaped_like_w_and_b
+#   2/N X^T r and 2/N sum(r), equal to autograd's gradient             -> match_the_gradient_autograd_computes
+#   without autograd                                                   -> work_without_autograd
 
 
 def _problem(num_samples: int, num_features: int, seed: int):
@@ -236,8 +303,10 @@ def _problem(num_samples: int, num_features: int, seed: int):
     return X, y, w, b
 
 
-def _reference(X, y, w, b):
-    X, y, w, b = (t.detach().double() for t in (X, y, w, b))
+def _reference(problem):
+    """The stated closed form, in float64. It takes the problem as one tuple, so that it cannot stand in
+    for an exercise's (X, y, w, b) signature."""
+    X, y, w, b = (t.detach().double() for t in problem)
     r = X @ w + b - y
     return 2 / len(X) * X.T @ r, 2 / len(X) * r.sum(dim=0)
 
@@ -261,7 +330,7 @@ def _gradients(function, name, X, y, w, b):
 
 
 def _compare(name, dw, db, X, y, w, b):
-    ref_dw, ref_db = _reference(X, y, w, b)
+    ref_dw, ref_db = _reference((X, y, w, b))
     n = len(X)
     if is_close(dw, ref_dw, rtol=1e-4, atol=1e-5) and is_close(db, ref_db, rtol=1e-4, atol=1e-5):
         return
@@ -286,10 +355,17 @@ def returns_gradients_shaped_like_w_and_b(autograd_gradients, num_samples=20, nu
 
 
 @checks.of("autograd_gradients")
-def match_the_gradient_of_the_mean_squared_error(autograd_gradients, num_samples=20, num_features=3, seed=0):
+def match_the_gradient_of_the_mean_squared_error(autograd_gradients, mse, num_samples=20, num_features=3, seed=0):
     X, y, w, b = _problem(num_samples, num_features, seed)
     dw, db = _gradients(autograd_gradients, "autograd_gradients", X, y, w, b)
-    _compare("autograd_gradients", dw, db, X, y, w, b)
+    try:
+        _compare("autograd_gradients", dw, db, X, y, w, b)
+    except CheckFailure as failure:
+        cause = failure_of("mse", mse=mse)
+        if cause is not None:
+            blame("autograd_gradients", "autograd_gradients differs from the gradient of the mean squared error",
+                  "mse", cause)
+        raise failure
 
 
 @checks.of("autograd_gradients")
@@ -315,7 +391,7 @@ def ignore_and_keep_the_gradients_the_caller_already_has(autograd_gradients, num
     b.requires_grad_()
     w.grad, b.grad = torch.full_like(w, 5.0), torch.full_like(b, 5.0)
     dw, db = _gradients(autograd_gradients, "autograd_gradients", X, y, w, b)
-    ref_dw, ref_db = _reference(X, y, w, b)
+    ref_dw, ref_db = _reference((X, y, w, b))
     if is_close(dw, ref_dw + 5.0, rtol=1e-4, atol=1e-4):
         fail("the caller's w already held a gradient (w.grad = 5 everywhere) and your result is that plus the new "
              "gradient: backward() adds to .grad. Compute on fresh copies (w.detach().clone().requires_grad_()) or "
@@ -357,3 +433,65 @@ def work_without_autograd(analytic_gradients, num_samples=20, num_features=3, se
                          "r = X @ w + b - y: dw = 2/N X^T r, db = 2/N r.sum(dim=0)."):
         dw, db = _gradients(analytic_gradients, "analytic_gradients", X, y, w, b)
     _compare("analytic_gradients", dw, db, X, y, w, b)
+
+
+# --- challenge: fit_linear ------------------------------------------------------
+#
+# Graded by outcome: the learner chooses how to fit (a closed form, gradient descent with the gradients
+# of this notebook, rescaled columns, ...); the check fits on one sample and measures the error on new
+# samples of the same source. Clauses -> checks:
+#   returns (w, b): float tensors (d, 1) and (1,), finite              -> returns_w_and_b_shaped_for_the_data
+#   mean squared error on new samples at most 1.1 times the noise
+#     variance, on the notebook's problem                              -> predicts_new_samples_almost_as_well_as_the_truth
+#   the same on hidden problems (other sizes, scales, bias, seeds)     -> instructor: ..._on_hidden_problems
+
+FIT_TARGET = 1.1  # times the noise variance: the best possible is about 1.0 (plus d/n for estimating)
+# The notebook's problem: columns of very different scales, as measurements in different units have.
+FIT_PROBLEM = dict(w=(2.0, -3.0, 0.5), b=1.0, scales=(1.0, 10.0, 0.1), noise_std=0.5, seed=0)
+
+
+def scaled_problem(num_samples: int, w, b: float, scales, noise_std: float, seed: int):
+    """(X, y): standard normal columns multiplied by ``scales``, y = X @ w + b + noise."""
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(num_samples, len(w), generator=gen) * torch.tensor(scales, dtype=torch.float32)
+    y = X @ torch.tensor(w, dtype=torch.float32).reshape(-1, 1) + b
+    return X, y + noise_std * torch.randn(num_samples, 1, generator=gen)
+
+
+def _fitted(fit_linear, X, y):
+    w, b = as_pair(fit_linear(X.clone(), y.clone()), "fit_linear")
+    w, b = as_tensor(w, "the returned w"), as_tensor(b, "the returned b")
+    d = X.shape[1]
+    expect_shape(w, (d, 1), "the returned w", hint="One weight per column of X, as a column.")
+    expect_shape(b, (1,), "the returned b")
+    w, b = w.detach().double(), b.detach().double()
+    expect(is_finite(w) and is_finite(b),
+           "fit_linear returned nan or inf: if you used gradient descent, the steps grew instead of shrinking "
+           "(a learning rate too large for the largest column?).", "not_finite")
+    return w, b
+
+
+def error_ratio(fit_linear, num_samples: int, w, b: float, scales, noise_std: float, seed: int) -> float:
+    """Mean squared error of the fitted line on 2000 new samples, as a multiple of the noise variance."""
+    X, y = scaled_problem(num_samples, w, b, scales, noise_std, seed)
+    w_fit, b_fit = _fitted(fit_linear, X, y)
+    X_new, y_new = scaled_problem(2000, w, b, scales, noise_std, seed + 1000)
+    error = float(((X_new.double() @ w_fit + b_fit - y_new.double()) ** 2).mean())
+    return error / noise_std ** 2
+
+
+@checks.of("fit_linear")
+def returns_w_and_b_shaped_for_the_data(fit_linear, num_samples=200):
+    problem = dict(FIT_PROBLEM)
+    X, y = scaled_problem(num_samples, problem["w"], problem["b"], problem["scales"], problem["noise_std"],
+                          problem["seed"])
+    _fitted(fit_linear, X, y)
+
+
+@checks.of("fit_linear")
+def predicts_new_samples_almost_as_well_as_the_truth(fit_linear, num_samples=200):
+    ratio = error_ratio(fit_linear, num_samples, **FIT_PROBLEM)
+    expect(ratio <= FIT_TARGET,
+           f"on new samples of the notebook's problem your line's mean squared error is {ratio:.3g} times the noise "
+           f"variance; the target is at most {FIT_TARGET}. (The true w and b score about 1.) Look at the hints.",
+           "below_target")

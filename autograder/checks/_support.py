@@ -123,8 +123,10 @@ def instantiate(cls: Any, *args: Any, what: str, **kwargs: Any) -> nn.Module:
     return model
 
 
-def parameter_count(model: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def parameter_count(model: nn.Module) -> int:
+    """Every number in every parameter, frozen ones included. (No trainable-only switch: with one,
+    this would be an answer to 03's count_parameters that the student pack hands out.)"""
+    return sum(tensor.numel() for tensor in model.parameters())
 
 
 def plain_containers(model: nn.Module) -> list[str]:
@@ -185,10 +187,22 @@ def failure_of(exercise: str, **objects: Any):
     return None
 
 
-def blame(exercise: str, what: str, other: str, failure) -> None:
-    """Fail ``exercise``'s check, naming the exercise ``other`` that it relies on as the cause."""
+def blame(exercise: str, what: str, other: str, failure, code: str | None = None) -> None:
+    """Fail ``exercise``'s check, naming the exercise ``other`` that it relies on as the cause.
+    ``code`` replaces the diagnosis ``<other>_broken`` where the mistake itself has a name
+    (gradients that accumulate, say)."""
     fail(f"{what} because your `{other}` fails its own checks: {failure.message} (Fix `{other}` first; "
-         f"`{exercise}` relies on it.)", f"{other}_broken")
+         f"`{exercise}` relies on it.)", code or f"{other}_broken")
+
+
+def uniform_distance(values: torch.Tensor, low: float, high: float) -> float:
+    """Kolmogorov-Smirnov distance between the values and the uniform distribution on [low, high]:
+    the largest gap between their empirical CDF and the straight line the uniform CDF draws."""
+    v = values.detach().double().flatten().sort().values
+    n = len(v)
+    cdf = ((v - low) / (high - low)).clamp(0, 1)
+    ranks = torch.arange(1, n + 1, dtype=torch.float64) / n
+    return float(torch.maximum(ranks - cdf, cdf - (ranks - 1 / n)).abs().max())
 
 
 @contextlib.contextmanager
