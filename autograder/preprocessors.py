@@ -20,6 +20,7 @@ run's faults, where and why it stopped, what the guard put back.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -269,7 +270,7 @@ class RunCells(GuardTestCells, LimitStreamOutput):
         with tempfile.TemporaryDirectory(prefix="autograder-") as fresh:
             self._open_records(Path(self.scratch or fresh).resolve())
             started = monotonic()
-            held = self.while_running() if self.while_running is not None else _nothing()
+            held = self.while_running() if self.while_running is not None else contextlib.nullcontext()
             try:
                 with held:
                     nb, resources = self._execute(nb, resources, km)
@@ -373,14 +374,6 @@ class RunCells(GuardTestCells, LimitStreamOutput):
                     "SIGABRT": "aborted"}.get(name, "")
             return f" ({name}{': ' + hint if hint else ''})"
         return f" (it exited with code {code}, for example through os._exit or sys.exit in native code)"
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
 
 
 class MarkStoppedCells(NbGraderPreprocessor):
