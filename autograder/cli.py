@@ -26,7 +26,7 @@ def _release(args: argparse.Namespace) -> int:
     from autograder.release import ReleaseError, generate_release
 
     try:
-        out = generate_release(Path.cwd(), Path(args.to) if args.to else None)
+        out = generate_release(None, Path(args.to) if args.to else None)
     except ReleaseError as error:
         print(f"autograder release: {error}", file=sys.stderr)
         return 1
@@ -34,10 +34,24 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
-def _workspace(args: argparse.Namespace) -> int:
-    from autograder.workspace import WORKSPACE, prepare_workspace
+def _course(command: str):
+    """The course around the working directory, or None after saying why there is none."""
+    from autograder.course import CourseLayout
 
-    added = prepare_workspace(Path.cwd() / "notebooks", Path(args.dir) if args.dir else Path.cwd() / WORKSPACE)
+    layout = CourseLayout.find()
+    if layout is None:
+        print(f"autograder {command}: no course here (no nbgrader_config.py in this folder or above it); "
+              "run this in the course's folder.", file=sys.stderr)
+    return layout
+
+
+def _workspace(args: argparse.Namespace) -> int:
+    from autograder.workspace import prepare_workspace
+
+    layout = _course("workspace")
+    if layout is None:
+        return 1
+    added = prepare_workspace(layout.release, Path(args.dir) if args.dir else layout.workspace)
     for path in added:
         print(f"new in your workspace: {path}")
     return 0
@@ -60,15 +74,16 @@ def _check_notebooks(args: argparse.Namespace) -> list:
 
 def _check_workspace(args: argparse.Namespace) -> list:
     from autograder import progress
+    from autograder.course import WORKSPACE, CourseLayout
     from autograder.selfcheck import check_workspace, format_table
-    from autograder.workspace import WORKSPACE
 
-    workspace = Path(args.dir or WORKSPACE)
+    layout = CourseLayout.find(args.dir)
+    workspace = Path(args.dir) if args.dir else layout.workspace if layout else Path(WORKSPACE)
     if not workspace.is_dir():
         print(f"There is no workspace at {workspace}/ yet: `make lab` creates it. "
               "Run this at the top of the course, or name your workspace with --dir.")
         return []
-    reports = check_workspace(workspace, args.timeout, announce=print)
+    reports = check_workspace(workspace, args.timeout, announce=print, layout=layout)
     print(format_table(reports))
     png, page = progress.save(reports, workspace)
     print(f"\nYour progress as a picture: {png}\nand as a page with what to fix: {page}")

@@ -1,14 +1,11 @@
-"""Run a notebook the way nbgrader grades it, and read the verdict of every test cell.
+"""Run a notebook the way nbgrader grades it, once, for every front end.
 
-The steps are small and composed in :func:`run_notebook`:
+    prepared = prepare(path)            read it, find its assignment, restore its test cells
+    run(prepared, Engine(timeout=60))   execute it (autograder.preprocessors) and score each test cell
 
-1. :func:`read_notebook` loads the file, or says clearly why it cannot.
-2. :func:`restore_test_cells` puts back the course's test cells (a learner may
-   have edited or deleted them), as nbgrader's autograde does.
-3. :func:`execute` runs every cell in a fresh kernel with nbclient: errors do
-   not stop the run, a cell that runs too long is interrupted and recorded,
-   and the structured results the checks write are attached to their cells.
-4. :func:`grade_cells` scores each test cell with nbgrader's own rule.
+``autograder check`` and ``pytest --nbcheck`` call these two; ``autograder
+grade`` lets nbgrader's autograde call the same preprocessors, configured by
+:meth:`Engine.config` (the warm, guarded grading kernel is only a setting).
 """
 
 from __future__ import annotations
@@ -16,31 +13,20 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Empty
-from time import monotonic
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
-from nbclient.util import ensure_async
 from nbformat import NotebookNode
-from nbgrader.utils import determine_grade, is_grade, is_solution
+from traitlets.config import Config
 
 from autograder import registry
-from autograder.results import CheckResult
-from autograder.runner import RESULTS_ENV
+from autograder.cells import cell_label as _cell_label, error_of, grade_id, grade_ids, is_test_cell, trouble
+from autograder.course import CourseLayout
+from autograder.preprocessors import CrossCheckRecords, MarkStoppedCells, RunCells, RunLog
+from autograder.verdicts import RUN_ERRORS, CellVerdict, cell_verdicts
 
 DEFAULT_CELL_TIMEOUT = 60
-# How long an interrupted cell may take to stop before its kernel is given up on.
-INTERRUPT_GRACE = 10
-# The errors the runner writes into cells itself, for nbgrader's rule to score them zero.
-TIMEOUT_ERROR = "CellTimeoutError"
-KERNEL_DIED = "KernelDied"
-NOT_RUN = "NotRun"
 
 _QUIET_LOG = logging.getLogger("autograder.execute")
 _QUIET_LOG.addHandler(logging.NullHandler())
@@ -49,52 +35,6 @@ _QUIET_LOG.propagate = False
 
 class NotebookError(Exception):
     """A notebook that cannot be read or does not belong to the course."""
-
-
-class _KernelStuck(Exception):
-    """An interrupted cell went on running: every later cell would only wait out its own time limit."""
-
-
-@dataclass
-class CellVerdict:
-    grade_id: str
-    exercise: str | None
-    points: float
-    max_points: float
-    error: str = ""
-    results: list[CheckResult] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return self.points == self.max_points
-
-
-@dataclass
-class NotebookRun:
-    assignment: str
-    path: Path
-    notebook: NotebookNode
-    verdicts: list[CellVerdict]
-    faults: list[str]
-
-    @property
-    def score(self) -> float:
-        return sum(v.points for v in self.verdicts)
-
-    @property
-    def max_score(self) -> float:
-        return sum(v.max_points for v in self.verdicts)
-
-    def cell_errors(self, graded: bool = False) -> list[tuple[int, str]]:
-        """``(index, error)`` for cells whose output holds an error, test cells only when ``graded``."""
-        found = []
-        for index, cell in enumerate(self.notebook.cells):
-            if cell.cell_type != "code" or is_test_cell(cell) != graded:
-                continue
-            error = _error_text(cell)
-            if error:
-                found.append((index, error))
-        return found
 
 
 def read_notebook(path: str | os.PathLike) -> NotebookNode:
@@ -115,236 +55,175 @@ def read_notebook(path: str | os.PathLike) -> NotebookNode:
     return nb
 
 
-def grade_ids(nb: NotebookNode) -> list[str]:
-    return [cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells
-            if "grade_id" in cell.get("metadata", {}).get("nbgrader", {})]
-
-
 def assignment_of(nb: NotebookNode, path: str | os.PathLike | None = None) -> str:
     """The course notebook this one is a copy of, judged by its grade ids (then its file name)."""
     ids = set(grade_ids(nb))
+    names = registry.notebooks()
+    stem = Path(path).stem if path is not None else None
+    if stem in names and ids & set(registry.exercises(stem)):
+        return stem  # the usual case, without importing every notebook's checks
     best, best_overlap = None, 0
-    for name in registry.notebooks():
+    for name in names:
         overlap = len(ids & set(registry.exercises(name)))
         if overlap > best_overlap:
             best, best_overlap = name, overlap
-    if best is None and path is not None and Path(path).stem in registry.notebooks():
-        best = Path(path).stem
+    if best is None and stem in names:
+        best = stem
     if best is None:
         raise NotebookError(f"{path or 'this notebook'} is not one of the course's notebooks "
-                            f"({', '.join(registry.notebooks())}): none of its cells is an exercise.")
+                            f"({', '.join(names)}): none of its cells is an exercise.")
     return best
 
 
-COURSE_DIR = Path(__file__).resolve().parent.parent
-
-
-def course_source(assignment: str, course_dir: Path = COURSE_DIR) -> Path | None:
-    """The notebook whose test cells are authoritative for ``assignment``: the
-    instructor's source (with hidden tests) when this is the course repository,
-    else the student release, else None."""
-    for folder in ("solutions", "notebooks"):
-        candidate = course_dir / folder / assignment / f"{assignment}.ipynb"
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def graded_cell_ids(nb: NotebookNode) -> list[str]:
-    return [cell.metadata.nbgrader.grade_id for cell in nb.cells if is_test_cell(cell)]
-
-
-def is_test_cell(cell: NotebookNode) -> bool:
-    """An autograded test cell: graded, not a solution, code."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
-
-
-_is_test_cell = is_test_cell
-
-
-def restore_test_cells(nb: NotebookNode, source: NotebookNode) -> NotebookNode:
-    """A copy of ``nb`` whose test cells are the source's: edited ones replaced,
-    deleted ones put back after the exercise's solution cell (or at the end)."""
+def restore_test_cells(nb: NotebookNode, source: NotebookNode, assignment: str | None = None) -> NotebookNode:
+    """A copy of ``nb`` whose test cells are the source's (``assignment``'s, when known): edited ones
+    replaced, deleted ones put back after the exercise's solution cell (or at the end)."""
     nb = copy.deepcopy(nb)
-    originals = {cell.metadata.nbgrader.grade_id: cell for cell in source.cells if is_test_cell(cell)}
+    originals = {grade_id(cell): cell for cell in source.cells if is_test_cell(cell)}
     present = set()
     for index, cell in enumerate(nb.cells):
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in originals:
-            nb.cells[index] = copy.deepcopy(originals[grade_id])
-            present.add(grade_id)
-    for grade_id, original in originals.items():
-        if grade_id in present:
+        if grade_id(cell) in originals:
+            nb.cells[index] = copy.deepcopy(originals[grade_id(cell)])
+            present.add(grade_id(cell))
+    for gid, original in originals.items():
+        if gid in present:
             continue
-        exercise = registry.exercise_of_grade_id(grade_id)
-        ids = [cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells]
-        anchor = max((i for i, gid in enumerate(ids)
-                      if gid and (gid == exercise or registry.exercise_of_grade_id(gid) == exercise)), default=None)
-        position = len(nb.cells) if anchor is None else anchor + 1
-        nb.cells.insert(position, copy.deepcopy(original))
-        present.add(grade_id)
+        exercise = registry.exercise_of_grade_id(gid, assignment)
+        ids = [grade_id(cell) for cell in nb.cells]
+        anchor = max((i for i, other in enumerate(ids)
+                      if other and (other == exercise or registry.exercise_of_grade_id(other, assignment) == exercise)),
+                     default=None)
+        nb.cells.insert(len(nb.cells) if anchor is None else anchor + 1, copy.deepcopy(original))
+        present.add(gid)
     return nb
 
 
-def execute(nb: NotebookNode, cwd: str | os.PathLike, timeout: int = DEFAULT_CELL_TIMEOUT) -> tuple[NotebookNode, dict[int, list[CheckResult]], list[str]]:
-    """Run every cell; return the executed copy, the check results of each cell, and what went wrong.
+def cell_label(nb: NotebookNode, index: int, assignment: str | None = None) -> str:
+    """How a learner finds a cell: its number (from 1, markdown cells counted) and its exercise or first line."""
+    return _cell_label(nb, index, lambda gid: registry.exercise_of_grade_id(gid, assignment))
 
-    A cell that runs longer than ``timeout`` seconds is interrupted, gets a
-    ``CellTimeoutError`` as its output, and the run goes on with the next cell;
-    when the interrupt does not stop it, the run ends there, as below.
-    When the kernel dies, the cell it died in and every test cell that never ran
-    get an error output saying so (nbgrader would score an unrun test cell as
-    passed), and the verdicts already known are kept.
-    """
+
+@dataclass
+class Prepared:
+    """A notebook ready to run: its assignment, and its cells with the course's test cells restored."""
+
+    path: Path
+    assignment: str
+    notebook: NotebookNode
+    source: Path | None  # the notebook the test cells came from (None: the notebook's own were kept)
+
+    @property
+    def test_cell_ids(self) -> list[str]:
+        return [grade_id(cell) for cell in self.notebook.cells if is_test_cell(cell)]
+
+
+def prepare(path: str | os.PathLike, source: str | os.PathLike | None = None,
+            layout: CourseLayout | None = None) -> Prepared:
+    """Read ``path`` and restore its test cells (and hidden tests) from ``source``, by default the
+    course's own copy of the assignment (see :class:`~autograder.course.CourseLayout`)."""
+    path = Path(path)
+    nb = read_notebook(path)
+    assignment = assignment_of(nb, path)
+    if source is None:
+        layout = layout or CourseLayout.find(path)
+        source = layout.authoritative(assignment) if layout else None
+    if source is not None:
+        nb = restore_test_cells(nb, read_notebook(source), assignment)
+    return Prepared(path, assignment, nb, Path(source) if source else None)
+
+
+@dataclass
+class Engine:
+    """How a notebook runs. A learner's check runs it in a fresh kernel; grading adds a warm, confined
+    kernel (``kernels``), the guard and the output limits, and hands the bookkeeping lock over
+    (``while_running``). Each field is a trait of :class:`~autograder.preprocessors.RunCells`."""
+
+    timeout: int = DEFAULT_CELL_TIMEOUT
+    kernel_name: str = "python3"
+    guard: bool = False
+    limit_output: bool = False
+    kernels: type | None = None
+    fallback_kernels: type | None = None
+    while_running: object = None
+    scratch: str = ""
+    # The kernel talks to us over loopback; its notice about unencrypted TCP is noise here.
+    extra_arguments: list[str] = field(default_factory=lambda: ["--IPKernelApp.log_level=ERROR"])
+
+    def config(self) -> Config:
+        config = Config()
+        config.Execute.timeout = self.timeout
+        config.Execute.interrupt_on_timeout = True
+        settings = config.RunCells
+        for name in ("kernel_name", "guard", "limit_output", "kernels", "fallback_kernels", "while_running",
+                     "scratch", "extra_arguments"):
+            value = getattr(self, name)
+            if value not in (None, ""):
+                settings[name] = value
+        return config
+
+    def preprocessors(self) -> list[type]:
+        """The steps of a run, in order; nbgrader's autograde puts its own after them."""
+        return [RunCells, MarkStoppedCells] + ([CrossCheckRecords] if self.guard else [])
+
+
+@dataclass
+class NotebookRun:
+    assignment: str
+    path: Path
+    notebook: NotebookNode
+    verdicts: list[CellVerdict]
+    faults: list[str]
+    log: RunLog | None = None
+
+    @property
+    def score(self) -> float:
+        return sum(v.points for v in self.verdicts)
+
+    @property
+    def max_score(self) -> float:
+        return sum(v.max_points for v in self.verdicts)
+
+    def cell_errors(self) -> list[tuple[int, str]]:
+        """``(index, what happened)`` for cells outside the tests that raised or printed to stderr,
+        leaving out the errors the run itself wrote (a timeout, a dead kernel: they are faults)."""
+        found = []
+        for index, cell in enumerate(self.notebook.cells):
+            if cell.cell_type != "code" or is_test_cell(cell) or error_of(cell).startswith(RUN_ERRORS):
+                continue
+            said = trouble(cell)
+            if said:
+                found.append((index, said))
+        return found
+
+
+def execute(nb: NotebookNode, cwd: str | os.PathLike, engine: Engine | None = None) -> tuple[NotebookNode, RunLog]:
+    """Run every cell of a copy of ``nb`` in ``cwd``; return the executed copy and what the run found."""
+    engine = engine or Engine()
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    faults: list[str] = []
-    results: dict[int, list[CheckResult]] = {}
-    started: list[int] = []
-    with tempfile.TemporaryDirectory(prefix="autograder-") as scratch:
-        results_path = Path(scratch) / "results.jsonl"
-        results_path.touch()
-        offset = 0
-
-        async def collect(cell, cell_index, execute_reply):
-            nonlocal offset
-            with open(results_path, encoding="utf-8") as stream:
-                stream.seek(offset)
-                lines = stream.read()
-                offset = stream.tell()
-            found = [CheckResult.from_json(line) for line in lines.splitlines() if line.strip()]
-            if found:
-                results.setdefault(cell_index, []).extend(found)
-            content = (execute_reply or {}).get("content", {})
-            if content.get("ename") == TIMEOUT_ERROR:
-                # The interrupt may already have left a bare KeyboardInterrupt here; the timeout says more.
-                cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
-                cell.outputs.append(_error_output(TIMEOUT_ERROR, content["evalue"]))
-                if not await _kernel_answers(client, INTERRUPT_GRACE):
-                    raise _KernelStuck
-                faults.append(f"{cell_label(nb, cell_index)} ran longer than {timeout} s and was stopped; "
-                              "the run went on with the next cell")
-
-        client = NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
-            error_on_timeout={"ename": TIMEOUT_ERROR,
-                              "evalue": f"this cell ran longer than {timeout} s and was stopped. "
-                                        "Look for a loop that never ends, or training that runs too long.",
-                              "traceback": []},
-            resources={"metadata": {"path": str(cwd)}},
-            on_cell_start=lambda cell, cell_index: started.append(cell_index),
-            on_cell_executed=collect,
-            # The kernel talks to us over loopback; its notice about unencrypted TCP is noise here.
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        )
-        # nbclient logs timeouts and dead kernels as errors; they are reported as faults instead.
-        client.log = _QUIET_LOG
-        env = {**os.environ, RESULTS_ENV: str(results_path)}
-        try:
-            client.execute(env=env)
-        except DeadKernelError:
-            died = started[-1] if started else 0
-            faults.append(f"the kernel (the Python process that runs the notebook) died while running "
-                          f"{cell_label(nb, died)}; the cells after it did not run")
-            nb.cells[died].outputs.append(_error_output(
-                KERNEL_DIED, "the kernel died while running this cell (a crash in native code, running out of "
-                             "memory, or os._exit() stops the whole Python process)."))
-            _mark_unrun(nb, died, "the kernel died earlier")
-        except _KernelStuck:
-            stuck = started[-1]
-            faults.append(f"{cell_label(nb, stuck)} ran longer than {timeout} s and did not stop when interrupted "
-                          "(does it catch KeyboardInterrupt, or ignore SIGINT?); its kernel was shut down and the "
-                          "cells after it did not run")
-            _mark_unrun(nb, stuck, "the kernel was shut down earlier, as it would not stop")
-    return nb, results, faults
+    log = RunLog()
+    resources = {"metadata": {"path": str(cwd)}, "autograder": log}
+    config = engine.config()
+    for step in engine.preprocessors():
+        preprocessor = step(config=config)
+        preprocessor.log = _QUIET_LOG  # nbclient logs timeouts and dead kernels as errors; they are faults here
+        nb, resources = preprocessor(nb, resources)
+    return nb, log
 
 
-async def _kernel_answers(client: NotebookClient, within: float) -> bool:
-    """Whether the kernel, just interrupted, gets back to answering requests within ``within`` seconds."""
-    msg_id = client.kc.execute("", silent=True, store_history=False, allow_stdin=False)
-    deadline = monotonic() + within
-    while (left := deadline - monotonic()) > 0:
-        try:
-            msg = await ensure_async(client.kc.shell_channel.get_msg(timeout=left))
-        except Empty:
-            break
-        if msg["parent_header"].get("msg_id") == msg_id:
-            return True
-    client.shutdown_kernel = "immediate"  # a graceful shutdown would wait on the stuck cell
-    return False
-
-
-def _error_output(ename: str, evalue: str) -> NotebookNode:
-    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
-
-
-def _mark_unrun(nb: NotebookNode, last: int, why: str) -> None:
-    """Give every test cell after the last one that ran an error that says why it did not run."""
-    for cell in nb.cells[last + 1:]:
-        if is_test_cell(cell):
-            cell.outputs = [_error_output(NOT_RUN, f"this test did not run: {why}, in {cell_label(nb, last)}.")]
-
-
-def _exercise_names() -> set[str]:
-    return {name for notebook in registry.notebooks() for name in registry.exercises(notebook)}
-
-
-def cell_label(nb: NotebookNode, index: int) -> str:
-    """How a learner finds a cell: its position from the top (markdown cells count)
-    and the exercise it belongs to, or its first line."""
-    cell = nb.cells[index]
-    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-    exercise = registry.exercise_of_grade_id(grade_id) if grade_id and is_test_cell(cell) else None
-    if exercise:
-        where = f"the test of {exercise}"
-    elif grade_id in _exercise_names():
-        where = f"exercise {grade_id}"
-    else:
-        first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
-        where = f'"{first[:40]}{"..." if len(first) > 40 else ""}"' if first else "empty"
-    return f"cell {index + 1} ({where})"
-
-
-def grade_cells(nb: NotebookNode, results: dict[int, list[CheckResult]] | None = None) -> list[CellVerdict]:
-    verdicts = []
-    for index, cell in enumerate(nb.cells):
-        if not is_grade(cell) or is_solution(cell) or cell.cell_type != "code":
-            continue
-        points, max_points = determine_grade(cell)
-        grade_id = cell.metadata.nbgrader.grade_id
-        verdicts.append(CellVerdict(
-            grade_id=grade_id, exercise=registry.exercise_of_grade_id(grade_id),
-            points=float(points or 0.0), max_points=float(max_points),
-            error=_error_text(cell) if points != max_points else "",
-            results=(results or {}).get(index, []),
-        ))
-    return verdicts
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _error_text(cell: NotebookNode) -> str:
-    for output in cell.get("outputs", []):
-        if output.output_type == "error":
-            return _ANSI.sub("", f"{output.ename}: {output.evalue}").strip()
-        if output.output_type == "stream" and output.name == "stderr":
-            return "printed to stderr: " + _ANSI.sub("", output.text).strip()[:500]
-    return ""
+def run(prepared: Prepared, engine: Engine | None = None) -> NotebookRun:
+    """Execute a prepared notebook next to its file and score every test cell with nbgrader's rule."""
+    executed, log = execute(prepared.notebook, prepared.path.parent, engine)
+    verdicts = cell_verdicts(executed, log.records,
+                             exercise_of=lambda gid: registry.exercise_of_grade_id(gid, prepared.assignment))
+    return NotebookRun(prepared.assignment, prepared.path, executed, verdicts, log.faults, log)
 
 
 def run_notebook(path: str | os.PathLike, source: str | os.PathLike | None = None,
                  timeout: int = DEFAULT_CELL_TIMEOUT) -> NotebookRun:
-    """Read, restore the test cells from ``source`` (when given), execute and grade a notebook."""
-    path = Path(path)
-    nb = read_notebook(path)
-    assignment = assignment_of(nb, path)
-    if source is not None:
-        nb = restore_test_cells(nb, read_notebook(source))
-    executed, results, faults = execute(nb, cwd=path.parent, timeout=timeout)
-    return NotebookRun(assignment=assignment, path=path, notebook=executed,
-                       verdicts=grade_cells(executed, results), faults=faults)
+    """:func:`prepare` and :func:`run` in one call (for scripts and benchmarks)."""
+    return run(prepare(path, source), Engine(timeout=timeout))
+

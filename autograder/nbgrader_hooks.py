@@ -18,13 +18,10 @@ Tags are not part of nbgrader's checksums, so grading is unaffected.
 from __future__ import annotations
 
 from nbgrader.preprocessors import NbGraderPreprocessor
-from nbgrader.utils import is_grade, is_solution
+
+from autograder.cells import is_test_cell
 
 RAISES_EXCEPTION = "raises-exception"
-
-
-def is_test_cell(cell) -> bool:
-    return cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)
 
 
 class TagTestCells(NbGraderPreprocessor):

@@ -15,11 +15,13 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch
 
-from autograder.selfcheck import CHECKED, DONE, NOT_RUN, RAISED, TODO, WRONG, NotebookReport
+from autograder.selfcheck import CHECKED, NotebookReport
+from autograder.verdicts import Status
 
-COLOURS = {DONE: "#4caf50", WRONG: "#e57373", TODO: "#cfd8dc", NOT_RUN: "#ffb74d"}
-LABELS = {DONE: "passes", WRONG: "needs work", TODO: "not written yet", NOT_RUN: "did not run"}
-SHOWN_AS = {RAISED: WRONG}  # an error in your code needs work like any other failure
+COLOURS = {Status.PASSED: "#4caf50", Status.FAILED: "#e57373", Status.TODO: "#cfd8dc", Status.NOT_RUN: "#ffb74d"}
+LABELS = {Status.PASSED: "passes", Status.FAILED: "needs work", Status.TODO: "not written yet",
+          Status.NOT_RUN: "did not run"}
+SHOWN_AS = {Status.RAISED: Status.FAILED}  # an error in your code needs work like any other failure
 
 
 def _points(value: float) -> str:
@@ -76,7 +78,7 @@ code {{ background: #f5f5f5; padding: 0 .2em; }}
 </body></html>
 """
 
-CSS_CLASS = {DONE: "passed", WRONG: "failed", TODO: "todo", NOT_RUN: "notrun"}
+CSS_CLASS = {Status.PASSED: "passed", Status.FAILED: "failed", Status.TODO: "todo", Status.NOT_RUN: "notrun"}
 
 
 def _shown(exercise) -> str:
@@ -91,9 +93,9 @@ def _section(report: NotebookReport) -> str:
         f'<td class="status {CSS_CLASS[_shown(x)]}">{e(LABELS[_shown(x)])}</td>'
         f'<td>{e(x.message) if report.state == CHECKED and not x.passed else ""}</td></tr>'
         for x in report.exercises)
-    problems = "".join(f"<li>{e(p)}</li>" for p in report.problems)
+    faults = "".join(f"<li>{e(f)}</li>" for f in report.faults)
     return (f"<h2>{e(report.notebook)}: {_points(report.score)}/{_points(report.max_score)}{state}</h2>"
-            + (f"<ul>{problems}</ul>" if problems else "")
+            + (f"<ul>{faults}</ul>" if faults else "")
             + f"<table><tr><th>exercise</th><th>points</th><th>status</th><th>what to fix</th></tr>{rows}</table>")
 
 

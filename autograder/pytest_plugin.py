@@ -14,6 +14,7 @@ import pytest
 
 # autograder.execute pulls in nbgrader and nbclient, seconds of imports that a
 # pytest run without --nbcheck should not pay; it is imported where it is used.
+# The notebook is prepared once, when collected, and run once, by its first test.
 
 
 def pytest_addoption(parser):
@@ -33,24 +34,21 @@ class GradedNotebook(pytest.File):
     _run = None
 
     def collect(self):
-        from autograder.execute import NotebookError, assignment_of, course_source, graded_cell_ids, read_notebook, restore_test_cells
+        from autograder.execute import NotebookError, prepare
 
         try:
-            nb = read_notebook(self.path)
-            self.assignment = assignment_of(nb, self.path)
+            self.prepared = prepare(self.path)
         except NotebookError as error:
             raise self.CollectError(str(error)) from None
-        self.source = course_source(self.assignment)
-        if self.source is not None:
-            nb = restore_test_cells(nb, read_notebook(self.source))
-        for grade_id in graded_cell_ids(nb):
+        self.assignment = self.prepared.assignment
+        for grade_id in self.prepared.test_cell_ids:
             yield GradedCell.from_parent(self, name=grade_id)
 
     def run(self):
-        from autograder.execute import run_notebook
+        from autograder.execute import Engine, run
 
         if self._run is None:
-            self._run = run_notebook(self.path, source=self.source)
+            self._run = run(self.prepared, Engine())
         return self._run
 
 
@@ -69,6 +67,8 @@ class GradedCell(pytest.Item):
             raise CellFailed(verdict, run.faults)
 
     def repr_failure(self, excinfo):
+        from autograder.verdicts import diagnose
+
         if not isinstance(excinfo.value, CellFailed):
             return super().repr_failure(excinfo)
         verdict, faults = excinfo.value.verdict, excinfo.value.faults
@@ -76,8 +76,9 @@ class GradedCell(pytest.Item):
         if verdict is None:
             lines.append(f"the test cell {self.name} did not run")
         else:
-            lines.append(f"{verdict.points:g} of {verdict.max_points:g} points")
-            lines.append(verdict.error or "no output explains the failure")
+            status, code, message = diagnose(verdict)
+            lines.append(f"{verdict.points:g} of {verdict.max_points:g} points: {status} ({code})")
+            lines.append(message)
         lines.extend(f"note: {fault}" for fault in faults)
         return "\n".join(lines)
 

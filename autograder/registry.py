@@ -81,29 +81,40 @@ class Checks:
 _NOTEBOOKS: dict[str, Checks] = {}
 
 
-def _load_all() -> None:
+def _modules() -> list[str]:
+    """Dotted names of the check modules, public first, then the instructor's (absent from the student pack)."""
     import autograder.checks as package
 
-    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if not module.name.startswith("_") and not module.ispkg:
-            importlib.import_module(f"{package.__name__}.{module.name}")
-    try:  # absent from the student pack
+    names = [f"{package.__name__}.{m.name}" for m in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)
+             if not m.name.startswith("_") and not m.ispkg]
+    try:
         instructor = importlib.import_module(f"{package.__name__}.instructor")
     except ModuleNotFoundError:
-        return
-    for module in sorted(pkgutil.iter_modules(instructor.__path__), key=lambda m: m.name):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{instructor.__name__}.{module.name}")
+        return names
+    return names + [f"{instructor.__name__}.{m.name}"
+                    for m in sorted(pkgutil.iter_modules(instructor.__path__), key=lambda m: m.name)
+                    if not m.name.startswith("_")]
+
+
+def _load_all() -> None:
+    for name in _modules():
+        importlib.import_module(name)
+
+
+def _load(notebook: str) -> None:
+    """Import only the modules of ``notebook``: its public checks, then its instructor checks."""
+    for name in _modules():
+        if name.rsplit(".", 1)[-1] == notebook:
+            importlib.import_module(name)
 
 
 def notebooks() -> list[str]:
-    """The course's notebooks, in teaching order."""
-    _load_all()
-    return sorted(_NOTEBOOKS)
+    """The course's notebooks, in teaching order (named by their check modules, which are not imported)."""
+    return sorted({name.rsplit(".", 1)[-1] for name in _modules()})
 
 
 def exercises(notebook: str) -> list[str]:
-    _load_all()
+    _load(notebook)
     if notebook not in _NOTEBOOKS:
         raise KeyError(f"{notebook!r} is not a notebook of this course; the notebooks are {', '.join(notebooks())}")
     return _NOTEBOOKS[notebook].exercises
@@ -118,12 +129,9 @@ def checks_of(exercise: str) -> list[Check]:
     raise KeyError(f"{exercise!r} is not an exercise of this course; the exercises are {known}")
 
 
-def notebook_of(exercise: str) -> str:
-    return checks_of(exercise)[0].notebook
-
-
-def exercise_of_grade_id(grade_id: str) -> str | None:
-    """The exercise a test cell belongs to: ``test_<exercise>`` or ``test_<exercise>_<suffix>``.
+def exercise_of_grade_id(grade_id: str, notebook: str | None = None) -> str | None:
+    """The exercise a test cell belongs to: ``test_<exercise>`` or ``test_<exercise>_<suffix>``,
+    among the exercises of ``notebook`` when given (which imports only that notebook's checks).
 
     The longest matching exercise name wins, so ``test_TwoLayerModel_shapes``
     belongs to ``TwoLayerModel`` and never to a shorter name that prefixes it.
@@ -131,7 +139,10 @@ def exercise_of_grade_id(grade_id: str) -> str | None:
     if not grade_id.startswith("test_"):
         return None
     rest = grade_id[len("test_"):]
-    _load_all()
-    names = [name for nb in _NOTEBOOKS.values() for name in nb.exercises]
+    if notebook in notebooks():
+        names = exercises(notebook)
+    else:
+        _load_all()
+        names = [name for nb in _NOTEBOOKS.values() for name in nb.exercises]
     matches = [name for name in names if rest == name or rest.startswith(name + "_")]
     return max(matches, key=len) if matches else None

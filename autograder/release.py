@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-COURSE_DIR = Path(__file__).resolve().parent.parent
+from autograder.course import CourseLayout
 
 
 def tool_env() -> dict[str, str]:
@@ -30,13 +30,17 @@ class ReleaseError(RuntimeError):
     pass
 
 
-def generate_release(course_dir: Path = COURSE_DIR, release_dir: Path | None = None) -> Path:
-    """Write the release of every assignment in ``course_dir/solutions`` to ``release_dir``
-    (default ``course_dir/notebooks``), replacing what was there."""
-    course_dir = Path(course_dir).resolve()
-    release_dir = Path(release_dir or course_dir / "notebooks").resolve()
-    if not (course_dir / "solutions").is_dir():
-        raise ReleaseError(f"{course_dir} has no solutions/ folder to release.")
+def generate_release(course_dir: Path | None = None, release_dir: Path | None = None) -> Path:
+    """Write the release of every assignment of the course's source folder (``solutions/``) to
+    ``release_dir`` (default: the course's release folder, ``notebooks/``), replacing what was there.
+    The course is the one in ``course_dir``, by default the one around the working directory."""
+    layout = CourseLayout.find(course_dir)
+    if layout is None:
+        raise ReleaseError(f"{Path(course_dir or Path.cwd()).resolve()} is not in a course: no nbgrader_config.py.")
+    course_dir = layout.root
+    release_dir = Path(release_dir or layout.release).resolve()
+    if not layout.source.is_dir():
+        raise ReleaseError(f"{course_dir} has no {layout.source.name}/ folder to release.")
     with tempfile.TemporaryDirectory(prefix="release-") as scratch:
         staged = Path(scratch) / "notebooks"
         command = [

@@ -17,7 +17,18 @@ NOT_IMPLEMENTED = "not_implemented"  # the exercise still raises NotImplementedE
 NOT_DEFINED = "not_defined"  # the name the exercise asks for does not exist
 SKIPPED = "skipped"  # not run, because an earlier check showed it cannot pass
 
-STATUSES = (PASSED, FAILED, ERROR, NOT_IMPLEMENTED, NOT_DEFINED, SKIPPED)
+# The file the runner appends each check's result to, named in the kernel's environment by
+# whoever runs the notebook. Here, not in the runner, so reading it does not import torch.
+RESULTS_ENV = "AUTOGRADER_RESULTS"
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters at a word boundary, with an ellipsis when cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(None, 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:") + " …"
 
 
 class CheckFailure(AssertionError):

@@ -27,17 +27,17 @@ from autograder.results import (
     NOT_DEFINED,
     NOT_IMPLEMENTED,
     PASSED,
+    RESULTS_ENV,
     SKIPPED,
     CheckFailure,
     CheckResult,
+    shorten,
 )
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 _LIBRARY_DIRS = tuple(
     str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix} if p
 )
-
-RESULTS_ENV = "AUTOGRADER_RESULTS"
 
 
 def run_checks(exercise: str, namespace: dict, inputs: dict | None = None, hidden: bool = False) -> list[CheckResult]:
@@ -165,7 +165,7 @@ def _notes(caught: list[warnings.WarningMessage], stderr: str) -> list[str]:
         if text not in notes:
             notes.append(text)
     if stderr.strip():
-        notes.append("printed to stderr: " + stderr.strip()[:300])
+        notes.append("printed to stderr: " + shorten(stderr, 300))
     return notes
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-WORKSPACE = "my-work"
-
 
 def prepare_workspace(release_dir: Path, workspace: Path) -> list[Path]:
     """Copy every assignment folder of ``release_dir`` that ``workspace`` lacks; return the new folders."""

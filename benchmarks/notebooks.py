@@ -3,7 +3,7 @@
     python benchmarks/notebooks.py                 # every notebook in solutions/
     python benchmarks/notebooks.py 08 09_capstone  # only those whose names start so
 
-Each notebook runs the way grading runs it (autograder.execute.run_notebook:
+Each notebook runs the way grading runs it (autograder.execute.prepare and run:
 a fresh kernel, every cell, the test cells scored), one after another so that
 the figures do not compete for the CPU. It prints, per notebook, the wall time
 including the kernel's start, the time spent inside cells, the slowest cell and
@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from autograder.cells import cell_number, grade_id  # noqa: E402
 from autograder.execute import NotebookError, run_notebook  # noqa: E402
 
 SERIES_BUDGET_S = 180
@@ -51,7 +52,7 @@ def cell_times(nb) -> list[tuple[str, float]]:
         start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
         if cell.cell_type != "code" or not start or not end:
             continue
-        name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+        name = grade_id(cell) or cell_number(index)
         times.append((name, _seconds(start, end)))
     return times
 

@@ -6,9 +6,6 @@ planted in the instructor's solution namespace (tests/support.solution_namespace
 and must be caught with the expected diagnosis code, in a message that names
 the cause. Rows marked end_to_end are also planted in a copy of the notebook
 that runs through `autograder check`, as a learner would see them.
-
-Rows of notebooks whose checks are not registered yet are skipped, and switch
-on by themselves once `autograder/checks/<notebook>.py` exists.
 """
 
 from __future__ import annotations
@@ -217,7 +214,7 @@ MISTAKES = [
     model.linear.weight.copy_(W.T)
     model.linear.bias.copy_(b)
 ''', ("torch.no_grad()",)),
-    # --- later notebooks: switch on when their checks are registered ------------------
+    # --- 04 and later ----------------------------------------------------------------
     Mistake("layers in a plain Python list (no parameters registered)", "04_sequential",
             "TwoLayerModelNoSequential", "layers_in_plain_list",
             '''class TwoLayerModelNoSequential(nn.Module):
@@ -336,10 +333,7 @@ MISTAKES = [
 
 
 def require_checks(notebook: str, exercises: list[str]) -> None:
-    """Skip when the notebook's checks are not on this branch yet; fail when they are but lack an exercise."""
-    if notebook not in registry.notebooks():
-        pytest.skip(f"the checks of {notebook} are not registered yet (no autograder/checks/{notebook}.py); "
-                    "this case runs as soon as they are")
+    """Fail when the notebook's checks lack an exercise that a row is about."""
     missing = [e for e in exercises if e not in registry.exercises(notebook)]
     assert not missing, f"{notebook}'s checks have no exercise {missing}, which the curriculum promises"
 
@@ -384,8 +378,8 @@ def test_autograder_check_shows_the_diagnosis_of_each_planted_mistake(notebook, 
         assert names_the_cause(flat(block(output, mistake.exercise)), mistake), block(output, mistake.exercise)
 
 
-# The rows of later notebooks cannot meet their checks on this branch yet, so
-# their planted code is shown here to run and to show the mistake it stands for.
+# Each row of a later notebook also runs on its own here, to show that its planted
+# code really has the mistake it stands for (apart from what the checks say of it).
 
 
 def _plain_list_model(ns):

@@ -31,5 +31,12 @@ def test_environment_yml_installs_the_pinned_set_and_the_course_package():
     assert required == ">=" + python.split("=")[1]
 
 
-def test_torch_is_the_cpu_build_this_machine_installs_from_disk():
-    assert "torch==2.13.0" in project_pins()
+def test_the_installed_torch_is_the_pinned_cpu_build():
+    import torch
+
+    pinned = next(dep.split("==")[1] for dep in project_pins() if dep.startswith("torch=="))
+    assert torch.__version__.split("+")[0] == pinned, f"installed torch {torch.__version__}, pinned {pinned}"
+    assert torch.version.cuda is None, "the course runs on torch's CPU build; this one was built for CUDA"
+    pip_section = next(item["pip"] for item in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+                       if isinstance(item, dict) and "pip" in item)
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip_section, "environment.yml installs the CPU build"

@@ -5,7 +5,8 @@ already known, while the test cells it never ran earn nothing."""
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from autograder.execute import cell_label, execute, grade_cells
+from autograder.execute import Engine, cell_label, execute
+from autograder.verdicts import cell_verdicts
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +44,13 @@ DYING = new_notebook(cells=[
 
 
 def test_a_cell_that_never_ends_is_stopped_and_the_run_goes_on(tmp_path):
-    nb, _, faults = execute(ENDLESS, tmp_path, timeout=2)
+    nb, log = execute(ENDLESS, tmp_path, Engine(timeout=2))
+    faults = log.faults
     assert faults == [
         'cell 3 ("n = 0") ran longer than 2 s and was stopped; the run went on with the next cell',
         "cell 5 (the test of forward) ran longer than 2 s and was stopped; the run went on with the next cell",
     ]
-    verdicts = {v.grade_id: v for v in grade_cells(nb)}
+    verdicts = {v.grade_id: v for v in cell_verdicts(nb)}
     assert verdicts["test_forward"].passed and verdicts["test_bce_loss"].passed, "the cells after a timeout must run"
     stopped = verdicts["test_forward_hidden"]
     assert stopped.points == 0
@@ -56,11 +58,12 @@ def test_a_cell_that_never_ends_is_stopped_and_the_run_goes_on(tmp_path):
 
 
 def test_a_dead_kernel_keeps_known_verdicts_and_gives_nothing_for_cells_that_never_ran(tmp_path):
-    nb, _, faults = execute(DYING, tmp_path, timeout=30)
+    nb, log = execute(DYING, tmp_path, Engine(timeout=30))
+    faults = log.faults
     assert len(faults) == 1
     assert faults[0].startswith("the kernel (the Python process that runs the notebook) died while running "
                                 "cell 3 (exercise bce_loss)"), faults[0]
-    verdicts = {v.grade_id: (v.points, v.max_points) for v in grade_cells(nb)}
+    verdicts = {v.grade_id: (v.points, v.max_points) for v in cell_verdicts(nb)}
     assert verdicts == {"test_forward": (2, 2), "test_bce_loss": (0, 2), "test_sgd_step": (0, 3)}
     assert nb.cells[2].outputs[-1].ename == "KernelDied"
     assert [o.ename for o in nb.cells[5].outputs] == ["NotRun"]
@@ -79,11 +82,12 @@ STUBBORN = new_notebook(cells=[
 
 
 def test_a_cell_that_ignores_the_interrupt_ends_the_run_instead_of_stalling_every_later_cell(tmp_path):
-    nb, _, faults = execute(STUBBORN, tmp_path, timeout=2)
+    nb, log = execute(STUBBORN, tmp_path, Engine(timeout=2))
+    faults = log.faults
     assert len(faults) == 1
     assert faults[0].startswith("cell 3 (exercise bce_loss) ran longer than 2 s and did not stop when interrupted"), \
         faults[0]
-    verdicts = {v.grade_id: (v.points, v.max_points) for v in grade_cells(nb)}
+    verdicts = {v.grade_id: (v.points, v.max_points) for v in cell_verdicts(nb)}
     assert verdicts == {"test_forward": (2, 2), "test_bce_loss": (0, 2), "test_sgd_step": (0, 3)}
     assert nb.cells[2].outputs[-1].ename == "CellTimeoutError"
     assert [o.ename for o in nb.cells[5].outputs] == ["NotRun"]

@@ -1,7 +1,7 @@
 """`autograder grade` on one shared synthetic class that holds every kind of submission an
 instructor meets: good work, mistakes, broken files, runaway code and tampering. The class is
 graded once (in parallel, from a zip) into a throwaway nbgrader course; each test then reads what
-that run left: scores, reasons, the per-exercise breakdown, feedback, nbgrader's gradebook. A
+that run left: scores, faults, the per-exercise breakdown, feedback, nbgrader's gradebook. A
 subset is also graded by plain `nbgrader autograde` to prove the grades identical."""
 
 import csv
@@ -25,20 +25,22 @@ A = "02_manual_model"
 TIMEOUT = 15  # seconds per cell: long enough for any real cell under load, short for the endless loops
 KINDS = ["correct", "blank", "mistake_1", "warnings", "syntax_error", "edited_test_cell", "deleted_test_cell",
          *FAULTS, *TAMPERING]
-# What each kind earns out of 16 (init_params 3, forward 3, bce_loss 3, sgd_step 3, train_manual 4).
+# What each kind earns out of 19 (init_params 3, forward 3, bce_loss 3, sgd_step 3, train_manual 4,
+# fit_raw_measurements 3).
 EXPECTED = {
-    "correct": 16, "blank": 0, "mistake_1": 13, "warnings": 16, "edited_test_cell": 16,
-    "syntax_error": 9, "deleted_test_cell": 9,  # forward broken: its 3 points and train_manual's 4 are lost
-    "endless_loop": 16, "memory_bomb": 16, "flood_output": 16,  # stopped in an ungraded cell; nothing else lost
+    "correct": 19, "blank": 0, "mistake_1": 16, "warnings": 19, "edited_test_cell": 19,
+    # forward broken: its 3 points, and train_manual's 4 and fit_raw_measurements' 3, which use it, are lost
+    "syntax_error": 9, "deleted_test_cell": 9,
+    "endless_loop": 19, "memory_bomb": 19, "flood_output": 19,  # stopped in an ungraded cell; nothing else lost
     "stubborn_loop": 3,  # runs after init_params' tests; its kernel is shut down, later tests score zero
     "os_exit": 6, "segfault": 6,  # the kernel dies after forward's tests
-    "renamed": 16, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
-    "deleted_exercise": 9,  # init_params (3) and train_manual, which needs it (4)
-    "kill_parent": 16,  # kills the kernels' fork server: a new one serves the next kernels, nothing is lost
+    "renamed": 19, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
+    "deleted_exercise": 9,  # init_params (3), and train_manual (4) and fit_raw_measurements (3), which need it
+    "kill_parent": 19,  # kills the kernels' fork server: a new one serves the next kernels, nothing is lost
     "tamper_check": 0, "tamper_registry": 0, "tamper_traceback": 0,  # blank work that tries to pass anyway
     "tamper_torch": 9, "always_equal": 9,  # the same as the honest mistakes underneath
 }
-# Each fault's reason (report.json) or note must say what happened; each number is (kind, words).
+# Each fault (report.json) or note must say what happened: (kind, words).
 SAYS = {
     "endless_loop": "ran longer than 15 s", "stubborn_loop": "did not stop when interrupted",
     "os_exit": "exited with code 1", "segfault": "SIGSEGV", "memory_bomb": "RLIMIT_AS",
@@ -84,22 +86,22 @@ def test_every_student_gets_a_grade_and_nothing_breaks_the_run(graded):
     assert all(s.status != "failed" for s in result.students)
     scores = {kind: float(rows[student]["score"]) for kind, student in graded["by_kind"].items()}
     assert scores == {kind: float(EXPECTED[kind]) for kind in KINDS}
-    assert all(row["max_score"] == "16.0" and row["assignment"] == A for row in rows.values())
+    assert all(row["max_score"] == "19.0" and row["assignment"] == A for row in rows.values())
 
 
 @pytest.mark.parametrize("kind", sorted(SAYS))
 def test_each_fault_gets_a_reason(graded, kind):
     student = graded["students"][graded["by_kind"][kind]]
-    said = " | ".join(student.reasons + student.notes)
+    said = " | ".join(student.faults + student.notes)
     assert SAYS[kind] in said, f"{kind}: {said}"
 
 
-def test_faults_that_cost_points_are_reasons_and_honest_work_has_none(graded):
+def test_faults_that_cost_points_are_reported_and_honest_work_has_none(graded):
     students, by_kind = graded["students"], graded["by_kind"]
     for kind in ("correct", "blank", "mistake_1", "warnings", "renamed"):
-        assert students[by_kind[kind]].reasons == [], kind
+        assert students[by_kind[kind]].faults == [], kind
     for kind in ("endless_loop", "stubborn_loop", "os_exit", "segfault", "memory_bomb", "invalid_json", "missing"):
-        assert students[by_kind[kind]].reasons, kind
+        assert students[by_kind[kind]].faults, kind
     assert "os.kill" in " ".join(students[by_kind["kill_parent"]].tamper)
 
 
@@ -122,7 +124,7 @@ def test_the_exercise_breakdown_names_each_mistake(graded):
     with open(graded["result"].files["exercises"], newline="") as stream:
         rows = {(r["student_id"], r["exercise"]): r for r in csv.DictReader(stream)}
     by_kind = graded["by_kind"]
-    assert len(rows) == 5 * len(by_kind)
+    assert len(rows) == 6 * len(by_kind)
     assert rows[(by_kind["correct"], "train_manual")]["status"] == "passed"
     bce = rows[(by_kind["mistake_1"], "bce_loss")]
     assert (bce["points"], bce["max_points"], bce["status"], bce["code"]) == ("0", "3", "failed", "broadcast_shape")
@@ -170,20 +172,23 @@ def test_a_second_run_resumes_and_gives_the_same_grades(graded):
     assert again.files["grades"].read_text() == before
 
 
-def test_a_changed_submission_is_regraded_and_force_regrades_one_student(graded):
+def test_a_changed_submission_is_regraded_and_force_regrades_one_student(graded, tmp_path):
     tmp, by_kind = graded["tmp"], graded["by_kind"]
-    changed = tmp / "class-changed.zip"
+    # A copy of the graded course: the shared one stays as the other tests expect it.
+    course = tmp_path / "course"
+    shutil.copytree(graded["course"], course)
+    changed = tmp_path / "class-changed.zip"
     blank, correct = by_kind["blank"], by_kind["correct"]
     with zipfile.ZipFile(tmp / "class.zip") as old, zipfile.ZipFile(changed, "w") as new:
         correct_work = old.read(f"class/{correct}/{A}.ipynb")
         for item in old.infolist():
             new.writestr(item, correct_work if item.filename == f"class/{blank}/{A}.ipynb" else old.read(item))
-    options = graded["options"]
+    options = Options(**{**graded["options"].__dict__, "course": course, "out": None})
     result = grade_class(Options(**{**options.__dict__, "submissions": changed}))
     assert result.graded == [blank]
-    assert {s.student: s.score for s in result.students}[blank] == 16
+    assert {s.student: s.score for s in result.students}[blank] == 19
     forced = grade_class(Options(**{**options.__dict__, "submissions": changed, "student": correct, "force": True}))
-    assert forced.graded == [correct] and forced.students[0].score == 16
+    assert forced.graded == [correct] and forced.students[0].score == 19
     assert len(grades_csv(forced.files["grades"])) == len(by_kind), "the export still covers the whole class"
 
 
@@ -210,7 +215,7 @@ def test_grades_equal_plain_nbgrader_autograde(graded, tmp_path):
     honest = {key: score for key, score in ours.items() if key[0] != "tamper_check"}
     assert honest == {key: score for key, score in theirs.items() if key[0] != "tamper_check"}
     # nbgrader's test cells import the replaced `check` and pass; ours import the real one.
-    assert sum(s for (kind, _), s in theirs.items() if kind == "tamper_check") == 16
+    assert sum(s for (kind, _), s in theirs.items() if kind == "tamper_check") == 19
     assert sum(s for (kind, _), s in ours.items() if kind == "tamper_check") == 0
 
 

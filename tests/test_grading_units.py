@@ -2,16 +2,20 @@
 folder or zip, reading broken files, spotting tampering, verifying check results."""
 
 import json
+from pathlib import Path
+import subprocess
+import sys
 import zipfile
 
 import nbformat
 import pytest
 
-from autograder.grading.collect import read_problem, changed_test_cells
-from autograder.grading.executor import expected_checks, verify_records
+from autograder.grading.collect import changed_test_cells, read_problem
+from autograder.grading.course import code_fingerprint
 from autograder.grading.layout import LayoutError, discover, extract_zip
 from autograder.grading.pipeline import parse_size
 from autograder.grading.tamper import scan_notebook
+from autograder.preprocessors import expected_checks, verify_records
 from autograder.registry import checks_of
 from autograder.results import CheckResult
 from support import ROOT, release_path
@@ -233,8 +237,56 @@ def test_only_pytorchs_own_rewraps_are_accepted_as_harmless():
 
     assert not _rewrapped_by_torch(learners_wrapper, original), "a learner's wrapper must still be flagged"
     assert not _rewrapped_by_torch(None, original), "a deleted attribute must still be flagged"
-    import torch._dynamo  # noqa: F401  (PyTorch rewraps torch.manual_seed when this loads)
+    # PyTorch rewraps torch.manual_seed when torch._dynamo loads; that changes seeding for the rest of
+    # the process, so it is loaded in a process of its own.
+    probe = ("import torch, torch._dynamo\n"
+             "from autograder.grading.guard import _rewrapped_by_torch\n"
+             "rewrapped = torch.manual_seed\n"
+             "assert hasattr(rewrapped, '__wrapped__'), 'PyTorch no longer rewraps manual_seed: the rule may be unneeded'\n"
+             "assert _rewrapped_by_torch(rewrapped, rewrapped.__wrapped__), 'its own rewrap was flagged'\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert torch.manual_seed is original, "this process's torch is left as it was"
 
-    rewrapped = torch.manual_seed
-    assert hasattr(rewrapped, "__wrapped__"), "PyTorch no longer rewraps manual_seed: the rule may be unneeded"
-    assert _rewrapped_by_torch(rewrapped, rewrapped.__wrapped__)
+
+def test_the_resume_fingerprint_changes_with_any_code_that_can_change_a_grade(tmp_path):
+    """Not only the public checks: the runner, the results, the executor, the guard and the
+    instructor's checks all decide grades, so a change to any of them must regrade."""
+    import shutil
+
+    import autograder
+
+    package = tmp_path / "autograder"
+    shutil.copytree(Path(autograder.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "checks" / "instructor").mkdir(exist_ok=True)
+    (package / "checks" / "instructor" / "02_manual_model.py").write_text("# hidden checks\n")
+    before = code_fingerprint(package)
+    assert code_fingerprint(package) == before, "the same code gives the same fingerprint"
+    for changed in ("runner.py", "results.py", "preprocessors.py", "grading/guard.py", "checks/instructor/02_manual_model.py"):
+        path = package / changed
+        original = path.read_text()
+        path.write_text(original + "\n# changed\n")
+        assert code_fingerprint(package) != before, f"a change to {changed} leaves stale grades in place"
+        path.write_text(original)
+    assert code_fingerprint(package) == before
+
+
+def _imported_by(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running ``code``."""
+    probe = f"import sys\n{code}\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(done.stdout.split())
+
+
+def test_what_the_kernel_imports_leaves_out_the_notebook_tools():
+    """Each graded kernel imports the runner and the guard; nbformat or nbgrader there would cost seconds."""
+    loaded = _imported_by("import autograder.notebook, autograder.grading.guard")
+    assert not loaded & {"nbformat", "nbgrader", "nbclient", "jsonschema"}, loaded & {"nbformat", "nbgrader", "nbclient"}
+
+
+def test_the_results_channel_and_the_notebook_names_need_no_torch_and_no_checks():
+    loaded = _imported_by("from autograder.results import RESULTS_ENV\nfrom autograder import registry\n"
+                          "assert '02_manual_model' in registry.notebooks()\n"
+                          "assert not [m for m in sys.modules if m.rsplit('.', 1)[-1][:2].isdigit()], 'a check module'")
+    assert "torch" not in loaded

@@ -12,7 +12,8 @@ import pytest
 from nbgrader.utils import determine_grade
 
 from autograder import registry, selfcheck
-from autograder.execute import CellVerdict, NotebookRun
+from autograder.execute import NotebookRun
+from autograder.verdicts import CellVerdict
 from autograder.results import CheckResult
 from support import block, check, exercise_line, flat, planted, release_path, solution_path
 
@@ -77,7 +78,7 @@ def test_a_path_that_is_no_notebook_is_named(tmp_path):
 def test_an_unexpected_failure_is_one_line_and_the_next_notebook_still_runs(tmp_path):
     broken = tmp_path / "broken.ipynb"
     shutil.copy(release_path(NB), broken)
-    with mock.patch.object(selfcheck, "run_notebook", side_effect=[RuntimeError("no kernel"), OSError("disk full")]):
+    with mock.patch.object(selfcheck, "run", side_effect=[RuntimeError("no kernel"), OSError("disk full")]):
         status, output, reports = check(broken, broken)
     assert status == 1 and len(reports) == 2
     assert "the notebook could not be run (RuntimeError: no kernel)" in flat(output)
@@ -105,7 +106,7 @@ def test_a_workspace_without_work_shows_every_notebook_not_started(tmp_path):
     workspace = tmp_path / "my-work"
     (workspace / "02_manual_model").mkdir(parents=True)
     (workspace / "02_manual_model" / "02_manual_model.ipynb").write_text("{ oops")
-    with mock.patch.object(selfcheck, "run_notebook", side_effect=AssertionError("nothing should run")):
+    with mock.patch.object(selfcheck, "run", side_effect=AssertionError("nothing should run")):
         status, output, _ = check("--dir", workspace)
     assert status == 1
     table = output.splitlines()
@@ -142,6 +143,23 @@ def test_a_test_cell_stopped_by_the_timeout_says_so(tmp_path):
     [report] = selfcheck.exercise_reports(NotebookRun(NB, tmp_path / "mine.ipynb", nb, verdicts, []))
     assert (report.status, report.code, report.points, report.max_points) == (selfcheck.WRONG, "timeout", 2, 3)
     assert report.message == "the test cell ran longer than 60 s and was stopped. Look for a loop that never ends."
+
+
+def test_a_cell_that_printed_to_stderr_is_named_for_what_it_did_and_cut_at_a_word(tmp_path):
+    nb = nbformat.read(solution_path(NB), as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "nbgrader" not in c.metadata)
+    nb.cells[index].outputs = [nbformat.v4.new_output("stream", name="stderr", text="UserWarning: " + "careful " * 200)]
+    [fault] = selfcheck.faults(NotebookRun(NB, tmp_path / "mine.ipynb", nb, [], []))
+    assert fault.startswith(f"cell {index + 1} (") and " printed to stderr: UserWarning: careful" in fault
+    assert "raised" not in fault
+    assert fault.endswith("careful …"), fault[-40:]
+
+
+def test_what_a_check_printed_to_stderr_is_cut_at_a_word():
+    from autograder.runner import _notes
+
+    [note] = _notes([], "deprecated " * 100)
+    assert note.startswith("printed to stderr: deprecated") and note.endswith("deprecated …"), note[-40:]
 
 
 # --- notebooks that run ----------------------------------------------------------

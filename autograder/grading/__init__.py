@@ -3,7 +3,10 @@
 The steps live in small modules composed by :mod:`autograder.grading.pipeline`:
 ``layout`` (find the submissions), ``collect`` (into nbgrader's submitted/),
 ``tamper`` (read the code for tricks), ``nbgrader_steps`` (nbgrader's
-autograde, feedback and export), ``executor`` / ``kernels`` / ``forkserver`` /
-``guard`` (run each notebook in a warm, bounded, guarded kernel) and
-``report`` (the CSVs and the report). ``sample`` generates a synthetic class.
+autograde, feedback and export), ``kernels`` / ``forkserver`` / ``guard``
+(warm, bounded, guarded kernels for the course's executor,
+:mod:`autograder.preprocessors`) and ``report`` (the CSVs and the report).
+``sample`` generates a synthetic class. A notebook runs, and its verdicts are
+made, by the same code as a learner's ``autograder check``
+(:mod:`autograder.execute`, :mod:`autograder.verdicts`).
 """

@@ -20,8 +20,9 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder.grading.executor import NOT_GRADED, is_test_cell
+from autograder.cells import grade_id, grade_ids, is_test_cell
 from autograder.grading.layout import Submission
+from autograder.preprocessors import NOT_GRADED_KEY
 
 
 @dataclass
@@ -53,12 +54,8 @@ def read_problem(path: Path) -> tuple[NotebookNode | None, str]:
 
 def changed_test_cells(nb: NotebookNode, release: NotebookNode) -> list[str]:
     """Which of the release's test cells the student deleted or edited (nbgrader restores both)."""
-    released = {cell.metadata.nbgrader.grade_id: cell.source for cell in release.cells if is_test_cell(cell)}
-    present = {}
-    for cell in nb.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in released:
-            present[grade_id] = cell.get("source", "")
+    released = {grade_id(cell): cell.source for cell in release.cells if is_test_cell(cell)}
+    present = {grade_id(cell): cell.get("source", "") for cell in nb.cells if grade_id(cell) in released}
     notes = []
     deleted = [gid for gid in released if gid not in present]
     edited = [gid for gid, source in present.items() if source != released[gid]]
@@ -71,7 +68,7 @@ def changed_test_cells(nb: NotebookNode, release: NotebookNode) -> list[str]:
 
 def placeholder(release: NotebookNode, reason: str) -> NotebookNode:
     nb = copy.deepcopy(release)
-    nb.metadata[NOT_GRADED] = f"this submission could not be graded: {reason}."
+    nb.metadata[NOT_GRADED_KEY] = f"this submission could not be graded: {reason}."
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(
         f"**Not graded:** {reason}. Every test of this assignment scores zero. "
         "Ask your instructor if you believe you handed in a working notebook."))
@@ -101,8 +98,7 @@ def collect(submission: Submission, dest: Path, notebook: str, release: Notebook
         return Collected(submission.student, target, reason, notes)
     nb, problem = read_problem(submission.notebook)
     if not problem:
-        ids = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
-        if not ids & source_ids:
+        if not set(grade_ids(nb)) & source_ids:
             problem = (f"`{submission.notebook.name}` is not a copy of {notebook} (none of its cells belongs to the "
                        "assignment)")
     if problem:

@@ -8,7 +8,6 @@ gradebook by nbgrader's own converters, so formgrader shows the results.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -17,34 +16,16 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+import autograder
+from autograder.course import CONFIG_FILE, CourseLayout, load_config, working_directory
+
+# Everything that can change a grade: the runner, the results, the checks (public and instructor),
+# the executor, the guard, the kernels, the grading steps. Only the package's Python files count.
+PACKAGE_DIR = Path(autograder.__file__).resolve().parent
+
 
 class CourseError(RuntimeError):
     """The course directory cannot be graded in (no config, no such assignment, ...)."""
-
-
-@contextlib.contextmanager
-def working_directory(path: Path):
-    previous = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
-def load_config(root: Path, overrides: Config | None = None) -> Config:
-    """nbgrader's configuration for the course in ``root``, as ``nbgrader`` would load it there."""
-    from nbgrader.apps.baseapp import NbGrader
-
-    app = NbGrader()
-    app.log.setLevel(logging.ERROR)  # "no nbgrader_config.py" is reported by Course.load, in our words
-    with working_directory(root):
-        app.load_config_file()
-    config = Config(app.config)
-    if overrides:
-        config.merge(overrides)
-    config.CourseDirectory.root = str(root)
-    return config
 
 
 @dataclass
@@ -57,8 +38,8 @@ class Course:
     def load(cls, root: str | os.PathLike, overrides: Config | None = None,
              log: logging.Logger | None = None) -> "Course":
         root = Path(root).resolve()
-        if not (root / "nbgrader_config.py").exists():
-            raise CourseError(f"{root} is not an nbgrader course directory: it has no nbgrader_config.py. "
+        if not (root / CONFIG_FILE).exists():
+            raise CourseError(f"{root} is not an nbgrader course directory: it has no {CONFIG_FILE}. "
                               "Run the command in the course's folder, or pass --course DIR.")
         return cls(root, load_config(root, overrides), log or logging.getLogger("autograder.grading"))
 
@@ -80,6 +61,10 @@ class Course:
         """One of nbgrader's folders: source, release, submitted, autograded, feedback."""
         return self.root / getattr(self.coursedir(), f"{kind}_directory")
 
+    @property
+    def layout(self) -> CourseLayout:
+        return CourseLayout(self.root, self.folder("source"), self.folder("release"))
+
     def source_notebook(self, assignment: str) -> Path:
         folder = self.folder("source") / assignment
         notebooks = sorted(folder.glob("*.ipynb"))
@@ -94,12 +79,12 @@ class Course:
     def notebook_name(self, assignment: str) -> str:
         return self.source_notebook(assignment).stem
 
-    def source_fingerprint(self, assignment: str) -> str:
-        """Changes whenever the assignment's source or the checks change: grades must then be redone."""
+    def source_fingerprint(self, assignment: str, settings: dict | None = None) -> str:
+        """Changes whenever anything that can change a grade changes: the assignment's source, the
+        autograder's code, or the grading ``settings`` (time limit, memory limit). Grades are then redone."""
         digest = hashlib.sha256(self.source_notebook(assignment).read_bytes())
-        checks = Path(__file__).resolve().parent.parent / "checks"
-        for path in sorted(checks.glob("*.py")):
-            digest.update(path.name.encode() + path.read_bytes())
+        digest.update(code_fingerprint().encode())
+        digest.update(repr(sorted((settings or {}).items())).encode())
         return digest.hexdigest()[:16]
 
     def register_assignment(self, assignment: str, scratch: Path) -> Path:
@@ -126,3 +111,12 @@ class Course:
         if not released.exists():
             raise CourseError(f"nbgrader generate_assignment did not produce {released}")
         return released
+
+
+def code_fingerprint(package: Path = PACKAGE_DIR) -> str:
+    """A digest of every Python file of the autograder package, its subpackages included."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]

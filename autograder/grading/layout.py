@@ -31,6 +31,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from autograder.cells import grade_ids
+
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 IGNORED = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", "Thumbs.db"}
 MAX_UNZIPPED = 4 * 2**30  # a class's notebooks are megabytes; this refuses zip bombs
@@ -196,6 +198,6 @@ def _belongs(path: Path, notebook: str) -> int:
     """How many of the notebook's cells carry nbgrader ids (a rough match when several notebooks compete)."""
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
-        return sum(1 for cell in nb.get("cells", []) if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
+        return len(grade_ids(nb))
     except (OSError, ValueError, AttributeError):
         return -1

@@ -1,8 +1,10 @@
 """The nbgrader steps of grading one submission: autograde, feedback, and reading the gradebook.
 
 Each step is nbgrader's own converter, configured from the course, with one
-substitution: in autograde, nbgrader's ``Execute`` preprocessor is replaced by
-:class:`~autograder.grading.executor.GradingExecute`, its subclass. Sanitizing,
+substitution: in autograde, nbgrader's ``Execute`` preprocessor is replaced by the
+course's own steps (:meth:`autograder.execute.Engine.preprocessors`: ``RunCells``,
+a subclass of ``Execute``, and the steps after it), configured by the grading
+:class:`~autograder.execute.Engine`. Sanitizing,
 restoring test cells, ``IgnorePattern``, ``LimitOutput``, ``SaveAutoGrades``,
 late penalties and the files written are nbgrader's, so the gradebook holds
 what ``nbgrader autograde`` would record and formgrader works on it as usual.
@@ -19,41 +21,72 @@ import nbformat
 from nbformat import NotebookNode
 from traitlets.config import Config
 
+from autograder.execute import Engine
 from autograder.grading.course import Course, working_directory
-from autograder.grading.executor import GradingExecute, is_test_cell
+from autograder.preprocessors import RunLog
 
 
 class StepFailed(RuntimeError):
     pass
 
 
-def _swap_execute(preprocessors: list) -> list:
+def _with_engine(preprocessors: list, engine: Engine) -> list:
+    """nbgrader's autograde steps with its Execute replaced by the engine's steps."""
     from nbgrader.preprocessors import Execute
 
-    swapped = []
+    steps, swapped = [], False
     for pp in preprocessors:
         name = pp if isinstance(pp, str) else f"{pp.__module__}.{pp.__qualname__}"
-        is_execute = pp is Execute or name in ("nbgrader.preprocessors.Execute", "nbgrader.preprocessors.execute.Execute")
-        swapped.append(GradingExecute if is_execute else pp)
-    if GradingExecute not in swapped:
+        if pp is Execute or name in ("nbgrader.preprocessors.Execute", "nbgrader.preprocessors.execute.Execute"):
+            steps.extend(engine.preprocessors())
+            swapped = True
+        else:
+            steps.append(pp)
+    if not swapped:
         raise StepFailed("the course's Autograde.autograde_preprocessors has no Execute step to run the notebooks")
-    return swapped
+    return steps
 
 
-def autograde(course: Course, assignment: str, student: str) -> None:
-    """``nbgrader autograde ASSIGNMENT --student STUDENT --force``, in this process."""
+def _autograde_class():
     from nbgrader.converters import Autograde
 
+    class LoggedAutograde(Autograde):
+        """nbgrader's Autograde, keeping the RunLog its steps wrote (nbconvert hands preprocessors a
+        copy of the resources, so the log is taken from what comes out)."""
+
+        run_log: RunLog | None = None
+
+        def write_single_notebook(self, output, resources):
+            found = resources.get("autograder")
+            if isinstance(found, RunLog):
+                self.run_log = found
+            return super().write_single_notebook(output, resources)
+
+    return LoggedAutograde
+
+
+_AUTOGRADE = []  # the class above, made once, on first use (importing nbgrader's converters takes a while)
+
+
+def autograde(course: Course, assignment: str, student: str, engine: Engine) -> RunLog:
+    """``nbgrader autograde ASSIGNMENT --student STUDENT --force``, in this process, with ``engine``
+    running the notebook; returns what the run found."""
+    if not _AUTOGRADE:
+        _AUTOGRADE.append(_autograde_class())
     coursedir = course.coursedir(assignment_id=assignment, student_id=student)
-    converter = Autograde(coursedir=coursedir, config=Config(course.config), log=course.log)
+    config = Config(course.config)
+    config.merge(engine.config())
+    converter = _AUTOGRADE[0](coursedir=coursedir, config=config, log=course.log)
     converter.force = True
     converter.create_student = True
-    converter.autograde_preprocessors = _swap_execute(list(converter.autograde_preprocessors))
+    converter.run_log = RunLog()
+    converter.autograde_preprocessors = _with_engine(list(converter.autograde_preprocessors), engine)
     with working_directory(course.root):
         try:
             converter.start()
         except Exception as error:  # NbGraderException after nbgrader logged the cause
             raise StepFailed(f"nbgrader autograde failed for {student}: {type(error).__name__}: {error}") from error
+    return converter.run_log
 
 
 class Feedback:
@@ -177,6 +210,3 @@ def export_grades(course: Course, assignment: str, to: Path) -> None:
     with Gradebook(course.db_url, course.coursedir().course_id) as gb:
         plugin.export(gb)
 
-
-def test_cells(nb: NotebookNode) -> list[NotebookNode]:
-    return [cell for cell in nb.cells if is_test_cell(cell)]

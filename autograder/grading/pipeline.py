@@ -5,19 +5,21 @@
     layout.discover        the class's submissions, validated          (layout.py)
     collect.collect        each into nbgrader's submitted/ folder      (collect.py)
     tamper.scan_notebook   what the code tries against the checks      (tamper.py)
-    nbgrader_steps.*       nbgrader's autograde (with GradingExecute),
+    nbgrader_steps.*       nbgrader's autograde (running the notebook with the
+                           course's steps, autograder/preprocessors.py),
                            feedback and export, in this process        (nbgrader_steps.py)
     report.*               grades.csv, exercises.csv, report.md/json   (report.py)
 
 Submissions are graded by ``jobs`` threads. Their kernels are separate
 processes forked from a warm server (:mod:`.forkserver`), so notebooks run in
 parallel; nbgrader's bookkeeping (the gradebook is one SQLite file) runs one
-submission at a time under a lock, which the executor releases while a
-notebook runs. A submission whose grading goes wrong in any way is graded
+submission at a time under a lock, which the engine releases while a
+notebook runs (``Engine.while_running``). A submission whose grading goes wrong in any way is graded
 zero with the reason; the others never notice.
 
 A state file per student remembers what was graded: a re-run skips students
-whose files, assignment source and checks are unchanged (``force`` regrades).
+whose files, assignment source, autograder code (checks, runner, executor,
+guard, ...) and grading settings are unchanged (``force`` regrades).
 """
 
 from __future__ import annotations
@@ -40,15 +42,17 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
+from autograder.cells import grade_ids, test_cell_ids
+from autograder.execute import Engine
 from autograder.grading import nbgrader_steps, report as reporting
 from autograder.grading.collect import Collected, collect, placeholder
 from autograder.grading.course import Course, working_directory
-from autograder.grading.executor import Sink, bound, is_test_cell
 from autograder.grading.layout import LayoutError, Submission, discover
 from autograder.grading.tamper import scan_notebook
+from autograder.preprocessors import RunLog
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: "reasons" became "faults"
 
 
 @dataclass
@@ -72,7 +76,7 @@ class StudentResult:
     score: float
     max_score: float
     status: str  # graded | not graded | failed
-    reasons: list[str] = field(default_factory=list)  # what went wrong, and so cost points
+    faults: list[str] = field(default_factory=list)  # what went wrong, and so cost points
     notes: list[str] = field(default_factory=list)  # facts that cost nothing
     tamper: list[str] = field(default_factory=list)  # evidence of interfering with grading
     exercises: list[dict] = field(default_factory=list)
@@ -157,9 +161,11 @@ class _Grader:
         self.assignment = options.assignment
         self.notebook = course.notebook_name(self.assignment)
         self.source = nbformat.read(course.source_notebook(self.assignment), as_version=4)
-        self.source_fp = course.source_fingerprint(self.assignment)
         self.lock = threading.Lock()
         self.timeout = course.config.Execute.get("timeout", 30)  # nbgrader's default when not configured
+        self.source_fp = course.source_fingerprint(
+            self.assignment, {"timeout": self.timeout, "memory_limit": options.memory_limit})
+        self.states = States(out / "state")
         self.server = None
         self.kernel_manager_class = self.fallback_kernel_manager_class = None
 
@@ -168,9 +174,8 @@ class _Grader:
     def register(self) -> None:
         released = self.course.register_assignment(self.assignment, self.scratch / "release")
         self.release = nbformat.read(released, as_version=4)
-        self.source_ids = {c.metadata.nbgrader.grade_id for c in self.source.cells
-                           if "grade_id" in c.get("metadata", {}).get("nbgrader", {})}
-        self.test_ids = {c.metadata.nbgrader.grade_id for c in self.source.cells if is_test_cell(c)}
+        self.source_ids = set(grade_ids(self.source))
+        self.test_ids = set(test_cell_ids(self.source))
         self.hidden = nbgrader_steps.hidden_lines(self.source, self.release)
         self.feedback = nbgrader_steps.Feedback(self.course, self.assignment)
 
@@ -197,20 +202,8 @@ class _Grader:
 
     # --- state --------------------------------------------------------------------
 
-    def state_path(self, student: str) -> Path:
-        return self.out / "state" / f"{student}.json"
-
-    def saved(self, student: str) -> StudentResult | None:
-        path = self.state_path(student)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            result = StudentResult(**data)
-        except (OSError, ValueError, TypeError):
-            return None
-        return result if result.state_version == STATE_VERSION else None
-
     def up_to_date(self, submission: Submission, fingerprint: str, in_gradebook: set[str]) -> StudentResult | None:
-        saved = self.saved(submission.student)
+        saved = self.states.load(submission.student)
         if saved is None or saved.fingerprint != fingerprint or saved.source != self.source_fp:
             return None
         if submission.student not in in_gradebook or saved.status == "failed":
@@ -221,13 +214,6 @@ class _Grader:
         if saved.feedback and not Path(saved.feedback).exists():
             return None
         return saved
-
-    def save(self, result: StudentResult) -> None:
-        path = self.state_path(result.student)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
 
     # --- one submission -------------------------------------------------------------
 
@@ -243,71 +229,76 @@ class _Grader:
             dest.mkdir(parents=True, exist_ok=True)
             nbformat.write(placeholder(self.release, collected.placeholder), collected.notebook)
         tamper = scan_notebook(collected.nb, self.test_ids) if collected.nb is not None else []
-        reasons: list[str] = []
-        sink = self._autograde(student, collected, reasons)
-        result = self._result(student, collected, sink, reasons, tamper)
+        faults: list[str] = []
+        log, failed = self._autograde(student, collected, faults)
+        result = self._result(student, collected, log, failed, faults, tamper)
         result.fingerprint, result.source = fingerprint, self.source_fp
         result.seconds = round(time.perf_counter() - started, 2)
-        result.kernel_seconds = round(sink.execute_seconds, 2)
-        self.save(result)
+        result.kernel_seconds = round(log.seconds, 2)
+        self.states.save(result)
         return result
 
-    def _attempt(self, student: str) -> tuple[Sink, str]:
-        sink = Sink(scratch=self.scratch / "kernels" / student, lock=self.lock,
-                    kernel_manager_class=self.kernel_manager_class,
-                    fallback_kernel_manager_class=self.fallback_kernel_manager_class,
-                    memory_limit=self.options.memory_limit)
-        sink.scratch.mkdir(parents=True, exist_ok=True)
-        with self.lock, bound(sink):
-            try:
-                nbgrader_steps.autograde(self.course, self.assignment, student)
-                return sink, ""
-            except Exception as error:
-                return sink, str(error)
+    def engine(self, student: str) -> Engine:
+        """How this class's notebooks run: in warm, memory-limited kernels, guarded, with output limits,
+        handing the bookkeeping lock back while the kernel runs."""
+        scratch = self.scratch / "kernels" / student
+        scratch.mkdir(parents=True, exist_ok=True)
+        return Engine(timeout=self.timeout, kernel_name="", guard=True, limit_output=True,
+                      kernels=self.kernel_manager_class, fallback_kernels=self.fallback_kernel_manager_class,
+                      while_running=_released(self.lock), scratch=str(scratch), extra_arguments=[])
 
-    def _autograde(self, student: str, collected: Collected, reasons: list[str]) -> Sink:
-        sink, error = self._attempt(student)
+    def _attempt(self, student: str) -> tuple[RunLog, str]:
+        """Autograde one student with nbgrader: what the run found, and '' or nbgrader's error."""
+        with self.lock:
+            try:
+                return nbgrader_steps.autograde(self.course, self.assignment, student, self.engine(student)), ""
+            except Exception as error:
+                return RunLog(), str(error)
+
+    def _autograde(self, student: str, collected: Collected, faults: list[str]) -> tuple[RunLog, bool]:
+        """What running the submission found, and whether grading failed altogether."""
+        log, error = self._attempt(student)
         if error and collected.nb is not None:
             # nbgrader could not put deleted test cells back (their neighbours were deleted too): do it ourselves
             from autograder.execute import restore_test_cells
 
             self.course.log.warning("retrying %s with test cells restored: %s", student, error)
-            nbformat.write(restore_test_cells(collected.nb, self.source), collected.notebook)
-            sink, error = self._attempt(student)
+            nbformat.write(restore_test_cells(collected.nb, self.source, self.assignment), collected.notebook)
+            log, error = self._attempt(student)
         if error:
             self.course.log.error("grading %s as zero: %s", student, error)
             reason = f"nbgrader could not grade this notebook ({error.splitlines()[0][:300]})"
             collected.placeholder = reason
             nbformat.write(placeholder(self.release, reason), collected.notebook)
-            sink, error = self._attempt(student)
+            log, error = self._attempt(student)
             if error:
-                reasons.append(f"grading failed: {error}")
-                sink.stopped = "failed"
-        return sink
+                faults.append(f"grading failed: {error}")
+                return log, True
+        return log, False
 
-    def _result(self, student: str, collected: Collected, sink: Sink, reasons: list[str],
+    def _result(self, student: str, collected: Collected, log: RunLog, failed: bool, faults: list[str],
                 tamper: list[str]) -> StudentResult:
-        if sink.stopped == "failed":
-            return StudentResult(student, 0.0, 0.0, "failed", reasons, collected.notes, tamper)
+        if failed:
+            return StudentResult(student, 0.0, 0.0, "failed", faults, collected.notes, tamper)
         with self.lock:
             score, max_score, cells = nbgrader_steps.gradebook_scores(self.course, self.assignment, self.notebook, student)
             executed = nbgrader_steps.read_autograded(self.course, self.assignment, self.notebook, student)
             feedback_file, feedback_problem = self._feedback(student)
         notes = list(collected.notes)
         if collected.placeholder:
-            reasons.append(f"not graded: {collected.placeholder}; every test scores zero")
+            faults.append(f"not graded: {collected.placeholder}; every test scores zero")
         elif executed is not None:
-            found, more_notes = reporting.faults(executed, sink, self.timeout, self.options.memory_limit)
-            reasons.extend(found)
+            found, more_notes = reporting.faults(executed, log, self.options.memory_limit)
+            faults.extend(found)
             notes.extend(more_notes)
         if feedback_problem:
-            reasons.append(feedback_problem)
+            faults.append(feedback_problem)
         tamper = list(tamper)
-        tamper.extend(f"before {gid} ran: {finding} (put back)" for gid, items in sink.guard.items() for finding in items)
-        tamper.extend(f"{item}; the cell scored zero" for item in sink.integrity)
-        exercises = reporting.exercise_rows(self.assignment, student, cells, executed, sink.records)
+        tamper.extend(f"before {gid} ran: {finding} (put back)" for gid, items in log.guard.items() for finding in items)
+        tamper.extend(f"{item}; the cell scored zero" for item in log.integrity)
+        exercises = reporting.exercise_rows(self.assignment, student, cells, executed, log.records)
         status = "not graded" if collected.placeholder else "graded"
-        return StudentResult(student, score, max_score, status, reasons, notes, tamper, exercises, feedback_file)
+        return StudentResult(student, score, max_score, status, faults, notes, tamper, exercises, feedback_file)
 
     def _feedback(self, student: str) -> tuple[str, str]:
         try:
@@ -323,6 +314,54 @@ class _Grader:
             return "", ("feedback withheld: it would have shown hidden tests "
                         f"({shown[0][:60]}); check the course's GenerateFeedback configuration")
         return str(path), ""
+
+
+class States:
+    """One JSON file per student in ``folder``: the result of the last grading, to resume from."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, student: str) -> Path:
+        return self.folder / f"{student}.json"
+
+    def load(self, student: str) -> StudentResult | None:
+        try:
+            result = StudentResult(**json.loads(self.path(student).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+        return result if result.state_version == STATE_VERSION else None
+
+    def save(self, result: StudentResult) -> None:
+        path = self.path(result.student)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def everyone(self) -> dict[str, StudentResult]:
+        """Every student graded so far (also by earlier runs, e.g. with --student)."""
+        found = {}
+        for path in sorted(self.folder.glob("*.json")):
+            result = self.load(path.stem)
+            if result is not None:
+                found[path.stem] = result
+        return found
+
+
+def _released(lock: threading.Lock):
+    """A context manager factory that lets go of ``lock`` for as long as it is held (a plain function,
+    so that traitlets can take it as a setting)."""
+
+    @contextlib.contextmanager
+    def released():
+        lock.release()
+        try:
+            yield
+        finally:
+            lock.acquire()
+
+    return released
 
 
 def _logger(out: Path) -> logging.Logger:
@@ -436,7 +475,7 @@ def _grade_class(options: Options) -> ClassResult:
                     bar.set_postfix_str(student, refresh=False)
                     bar.update()
         with grader.lock:
-            files = reporting.write_exports(course, options.assignment, out, grader, results)
+            files = reporting.write_exports(course, options.assignment, out, {**grader.states.everyone(), **results})
         return ClassResult(options.assignment, out, [results[s] for s in sorted(results)],
                            graded=sorted(s.student for s, _ in todo), resumed=resumed,
                            seconds=round(time.perf_counter() - started, 1), files=files)

@@ -19,96 +19,59 @@ from pathlib import Path
 from nbformat import NotebookNode
 
 from autograder import registry
-from autograder.grading.executor import INTEGRITY, STOPPED, is_test_cell
-from autograder.results import PASSED
+from autograder.cells import cell_label, is_test_cell
+from autograder.verdicts import RUN_ERRORS, cell_verdicts, exercise_verdicts
 
 MEMORY = re.compile(r"(?i)can't allocate memory|cannot allocate memory|std::bad_alloc|out of memory|not enough memory")
 WARNING = re.compile(r"(?i)warn")
 SYNTAX = ("SyntaxError", "IndentationError", "TabError")
-# What a test cell's error says when no check recorded a diagnosis.
-ERROR_CODES = {STOPPED: "kernel_stopped", "NotGraded": "not_graded", INTEGRITY: "tampered",
-               "CellTimeoutError": "timeout", "MemoryError": "out_of_memory", "SyntaxError": "syntax_error",
-               "NameError": "not_defined", "KeyboardInterrupt": "timeout"}
 
 
-def _label(cell: NotebookNode, index: int) -> str:
-    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-    return f"cell {index + 1}" + (f" ({grade_id})" if grade_id else "")
+def _label(nb: NotebookNode, index: int) -> str:
+    return cell_label(nb, index, registry.exercise_of_grade_id)
 
 
 def _size(chars: int) -> str:
     return f"{chars / 1e6:.1f} MB" if chars >= 1e5 else f"{chars / 1e3:.0f} kB"
 
 
-def faults(executed: NotebookNode, sink, timeout, memory_limit: int | None) -> tuple[list[str], list[str]]:
-    """(what went wrong and cost points, facts that cost nothing) in an autograded notebook."""
-    reasons, notes = [], []
+def faults(executed: NotebookNode, log, memory_limit: int | None) -> tuple[list[str], list[str]]:
+    """(what went wrong and cost points, facts that cost nothing) in an autograded notebook: the run's
+    own faults (timeouts, a dead or stuck kernel), then what the cells' outputs show."""
+    found, notes = list(log.faults), []
     for index, cell in enumerate(executed.cells):
         if cell.cell_type != "code":
             continue
-        label = _label(cell, index)
         for output in cell.get("outputs", []):
-            if output.output_type == "error":
+            if output.output_type == "error" and output.get("ename") not in RUN_ERRORS:  # those are the run's faults
                 ename, evalue = output.get("ename", ""), output.get("evalue", "")
-                if ename == "CellTimeoutError":
-                    reasons.append(f"{label} ran longer than {timeout} s and was interrupted (an endless loop?)")
-                elif ename == "MemoryError" or MEMORY.search(evalue):
+                if ename == "MemoryError" or MEMORY.search(evalue):
                     limit = f"{memory_limit / 2**30:g} GiB" if memory_limit else "the machine's memory"
-                    reasons.append(f"{label} ran out of memory: each notebook may use at most {limit} "
-                                   "(RLIMIT_AS on its kernel process)")
+                    found.append(f"{_label(executed, index)} ran out of memory: each notebook may use at most {limit} "
+                                 "(RLIMIT_AS on its kernel process)")
                 elif ename in SYNTAX:
-                    reasons.append(f"{label} has a syntax error: {evalue}")
+                    found.append(f"{_label(executed, index)} has a syntax error: {evalue}")
             elif (output.output_type == "stream" and output.get("name") == "stderr"
                   and WARNING.search(output.get("text", "")) and not is_test_cell(cell)):
-                notes.append(f"{label} printed warnings (they cost no points)")
-    if sink.stopped:
-        reasons.append(sink.stopped + "; the cells after it did not run and its later tests score zero")
-    for index, dropped in sorted(sink.truncated.items()):
-        cell = executed.cells[index] if index < len(executed.cells) else {}
-        notes.append(f"{_label(cell, index)} printed {_size(dropped)} more than nbgrader keeps; the rest was dropped")
-    return list(dict.fromkeys(reasons)), list(dict.fromkeys(notes))
-
-
-def _cell_diagnosis(cell: NotebookNode | None, records: list) -> tuple[str, str]:
-    failing = [r for r in records if r.status != PASSED]
-    if failing:
-        first = failing[0]
-        hidden = "hidden tests: " if first.hidden else ""
-        return first.code or first.status, hidden + (first.message or first.status)
-    if cell is None:
-        return "missing", "the test cell is not in the graded notebook"
-    for output in cell.get("outputs", []):
-        if output.output_type == "error":
-            ename = output.get("ename", "")
-            return ERROR_CODES.get(ename, "error"), f"{ename}: {output.get('evalue', '')}".strip()
-    for output in cell.get("outputs", []):
-        if output.output_type == "stream" and output.get("name") == "stderr":
-            return "stderr", "the test cell printed to stderr: " + output.get("text", "").strip()[:200]
-    return "partial", "the test cell earned part of its points"
+                notes.append(f"{_label(executed, index)} printed warnings (they cost no points)")
+    for index, dropped in sorted(log.truncated.items()):
+        where = _label(executed, index) if index < len(executed.cells) else f"cell {index + 1}"
+        notes.append(f"{where} printed {_size(dropped)} more than nbgrader keeps; the rest was dropped")
+    return list(dict.fromkeys(found)), list(dict.fromkeys(notes))
 
 
 def exercise_rows(assignment: str, student: str, cells: list, executed: NotebookNode | None,
-                  records: dict[str, list]) -> list[dict]:
-    """One row per exercise: points and maximum summed over its test cells, and the first diagnosis."""
-    by_id = {}
-    if executed is not None:
-        by_id = {c.metadata.nbgrader.grade_id: c for c in executed.cells
-                 if "grade_id" in c.get("metadata", {}).get("nbgrader", {})}
-    rows: dict[str, dict] = {}
-    for grade in cells:
-        exercise = registry.exercise_of_grade_id(grade.grade_id) or grade.grade_id
-        row = rows.setdefault(exercise, {"assignment": assignment, "student_id": student, "exercise": exercise,
-                                         "points": 0.0, "max_points": 0.0, "status": "", "code": "", "reason": ""})
-        row["points"] += grade.points
-        row["max_points"] += grade.max_points
-        if grade.points < grade.max_points and not row["code"]:
-            code, reason = _cell_diagnosis(by_id.get(grade.grade_id), records.get(grade.grade_id, []))
-            row["code"], row["reason"] = code, f"{grade.grade_id}: {reason}"
-    for row in rows.values():
-        row["status"] = ("passed" if row["points"] == row["max_points"]
-                         else "failed" if row["points"] == 0 else "partial")
-    order = {name: i for i, name in enumerate(_exercise_order(assignment))}
-    return sorted(rows.values(), key=lambda r: order.get(r["exercise"], len(order)))
+                  records: dict[int, list]) -> list[dict]:
+    """One row per exercise: points and maximum summed over its test cells (as the gradebook holds them),
+    and the first diagnosis (see autograder.verdicts)."""
+    points = {grade.grade_id: (grade.points, grade.max_points) for grade in cells}
+    verdicts = cell_verdicts(executed, records, points, registry.exercise_of_grade_id)
+    rows = []
+    for verdict in exercise_verdicts(executed or NotebookNode(cells=[]), verdicts, _exercise_order(assignment)):
+        rows.append({"assignment": assignment, "student_id": student, "exercise": verdict.exercise,
+                     "points": verdict.points, "max_points": verdict.max_points, "status": verdict.outcome,
+                     "code": str(verdict.code), "reason": f"{verdict.grade_id}: {verdict.message}" if verdict.code else ""})
+    return rows
 
 
 def _exercise_order(assignment: str) -> list[str]:
@@ -121,16 +84,11 @@ def _exercise_order(assignment: str) -> list[str]:
 EXERCISE_COLUMNS = ["assignment", "student_id", "exercise", "points", "max_points", "status", "code", "reason"]
 
 
-def write_exports(course, assignment: str, out: Path, grader, results: dict) -> dict[str, Path]:
-    """Write grades.csv (nbgrader's export), exercises.csv, report.md and report.json into ``out``."""
+def write_exports(course, assignment: str, out: Path, everyone: dict) -> dict[str, Path]:
+    """Write grades.csv (nbgrader's export), exercises.csv, report.md and report.json into ``out``,
+    for ``everyone`` (student id -> result)."""
     from autograder.grading import nbgrader_steps
 
-    everyone = dict(results)
-    for path in sorted((out / "state").glob("*.json")):  # students graded by earlier runs (--student)
-        if path.stem not in everyone:
-            saved = grader.saved(path.stem)
-            if saved is not None:
-                everyone[path.stem] = saved
     students = [everyone[s] for s in sorted(everyone)]
     files = {"grades": out / "grades.csv", "exercises": out / "exercises.csv",
              "report": out / "report.md", "json": out / "report.json", "log": out / "grading.log"}
@@ -153,17 +111,17 @@ def markdown(assignment: str, students: list, course) -> str:
     lines.append(f"{len(students)} students: {len(graded)} graded, "
                  f"{sum(s.status == 'not graded' for s in students)} not gradable (scored zero), "
                  f"{sum(s.status == 'failed' for s in students)} failed; "
-                 f"{sum(bool(s.reasons) for s in students)} with faults, "
+                 f"{sum(bool(s.faults) for s in students)} with faults, "
                  f"{sum(bool(s.tamper) for s in students)} flagged for tampering.")
     lines += ["", "| student | score | status | faults | tampering |", "|---|---|---|---|---|"]
     for s in students:
-        lines.append(f"| {s.student} | {s.score:g} / {s.max_score:g} | {s.status} | {len(s.reasons)} | "
+        lines.append(f"| {s.student} | {s.score:g} / {s.max_score:g} | {s.status} | {len(s.faults)} | "
                      f"{'yes' if s.tamper else ''} |")
     for s in students:
-        if not (s.reasons or s.tamper or s.notes):
+        if not (s.faults or s.tamper or s.notes):
             continue
         lines += ["", f"## {s.student}: {s.score:g} / {s.max_score:g}", ""]
-        lines += [f"- fault: {r}" for r in s.reasons]
+        lines += [f"- fault: {f}" for f in s.faults]
         lines += [f"- **tampering:** {t}" for t in s.tamper]
         lines += [f"- note: {n}" for n in s.notes]
     lines += ["", f"Feedback (hidden tests removed): `{course.folder('feedback')}/<student>/{assignment}/`.",
@@ -182,9 +140,9 @@ def summary(result) -> str:
         lines.append(f"Scores out of {top:g}: median {scores[len(scores) // 2]:g}, "
                      f"{sum(s.score == s.max_score and s.max_score > 0 for s in students)} full marks, "
                      f"{sum(s.score == 0 for s in students)} zero.")
-    trouble = [s for s in students if s.reasons or s.status != "graded"]
+    trouble = [s for s in students if s.faults or s.status != "graded"]
     if trouble:
-        lines.append(f"{len(trouble)} with faults (scored with reasons in the report): "
+        lines.append(f"{len(trouble)} with faults (scored, with the faults in the report): "
                      + ", ".join(s.student for s in trouble[:12]) + (" ..." if len(trouble) > 12 else ""))
     flagged = [s for s in students if s.tamper]
     if flagged:

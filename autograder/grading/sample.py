@@ -21,9 +21,8 @@ the assignment, so the generator works for any assignment of the course:
   (hides error display) and ``always_equal`` (returns an object equal to
   anything).
 
-``expected_kinds`` says which kinds plain ``nbgrader autograde`` handles the
-same way (the realistic ones): those are the ones the equality test and the
-benchmark compare.
+Plain ``nbgrader autograde`` handles the ``REALISTIC`` kinds the same way:
+those are the ones the equality test and the benchmark compare.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder.grading.executor import is_test_cell
+from autograder.cells import grade_id, is_test_cell, nbgrader as _meta
 
 REALISTIC = ["correct", "blank", "partial", "mistake_1", "mistake_2", "mistake_3", "warnings", "syntax_error",
              "edited_test_cell", "deleted_test_cell"]
@@ -68,10 +67,6 @@ MISTAKES = {
 '''},
     ],
 }
-
-
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
 
 
 def _strip_markers(source: str) -> str:
@@ -140,107 +135,141 @@ def _code(source: str) -> NotebookNode:
     return nbformat.v4.new_code_cell(source)
 
 
+def _filled(a: Assignment, first: str, second: str) -> NotebookNode:
+    return a.filled()
+
+
+def _blank(a: Assignment, first: str, second: str) -> NotebookNode:
+    return copy.deepcopy(a.release)
+
+
+def _partial(a: Assignment, first: str, second: str) -> NotebookNode:
+    return a.filled(solved=a.exercises[: max(1, len(a.exercises) // 2)])
+
+
+def _mistake(number: int):
+    def build(a: Assignment, first: str, second: str) -> NotebookNode:
+        mistakes = a.mistakes()
+        return a.filled(mistakes[(number - 1) % len(mistakes)])
+    return build
+
+
+def _warnings(a: Assignment, first: str, second: str) -> NotebookNode:
+    nb = a.filled()
+    nb.cells.insert(a.after_tests_of(nb, first), _code(
+        "import torch\n"
+        "_copy = torch.tensor(torch.ones(3))  # PyTorch warns: copy-construct with clone().detach()\n"))
+    nb.cells.insert(a.index_of(nb, first) + 1, _code(
+        f"import torch\n_{first}_answer = {first}\n\n\ndef {first}(*args, **kwargs):\n"
+        "    torch.tensor(torch.zeros(1))  # the same warning, now while the checks run\n"
+        f"    return _{first}_answer(*args, **kwargs)\n"))
+    return nb
+
+
+def _syntax_error(a: Assignment, first: str, second: str) -> NotebookNode:
+    return a.filled({second: a.solutions[second].replace("(", "((", 1)})
+
+
+def _edited_test_cell(a: Assignment, first: str, second: str) -> NotebookNode:
+    nb = a.filled()
+    next(cell for cell in nb.cells if is_test_cell(cell)).source = "# the test was too strict\npass\n"
+    return nb
+
+
+def _deleted_test_cell(a: Assignment, first: str, second: str) -> NotebookNode:
+    nb = a.filled({second: a.solutions[second].replace("return", "return None  #", 1)})
+    nb.cells = [c for c in nb.cells if not (is_test_cell(c) and grade_id(c).startswith(f"test_{second}"))]
+    return nb
+
+
+def _deleted_exercise(a: Assignment, first: str, second: str) -> NotebookNode:
+    nb = a.filled()
+    nb.cells = [c for c in nb.cells if not ((grade_id(c) or "") == first or (grade_id(c) or "").startswith(f"test_{first}"))]
+    return nb
+
+
+def _after_tests(of_second: bool, source: str):
+    """Correct work with a cell of ``source`` after the tests of the first (or second) exercise."""
+    def build(a: Assignment, first: str, second: str) -> NotebookNode:
+        nb = a.filled()
+        nb.cells.insert(a.after_tests_of(nb, second if of_second else first), _code(source))
+        return nb
+    return build
+
+
+def _before_first(source: str, wrong: bool = False):
+    """A cell of ``source`` just before the first exercise, in blank work (or, ``wrong``, in a mistake)."""
+    def build(a: Assignment, first: str, second: str) -> NotebookNode:
+        nb = a.filled(a.mistakes()[min(1, len(a.mistakes()) - 1)]) if wrong else copy.deepcopy(a.release)
+        nb.cells.insert(a.index_of(nb, first), _code(source))
+        return nb
+    return build
+
+
+def _always_equal(a: Assignment, first: str, second: str) -> NotebookNode:
+    header = re.search(rf"^def {re.escape(first)}\(", a.solutions[first], re.M)
+    answer = (f"class _Yes:\n    def __eq__(self, other):\n        return True\n\n\n"
+              f"def {first}(*args, **kwargs):\n    return _Yes(), _Yes()\n") if header else a.solutions[first]
+    return a.filled({first: answer})
+
+
+def _file(make):
+    """A submission that is a file, not a notebook to fill in: ``make(a)`` gives (name, bytes) or None."""
+    def build(a: Assignment, first: str, second: str):
+        return make(a)
+    build.is_file = True
+    return build
+
+
+# How each kind of submission is made, in the order of REALISTIC, FAULTS and TAMPERING.
+BUILDERS = {
+    "correct": _filled, "blank": _blank, "partial": _partial,
+    "mistake_1": _mistake(1), "mistake_2": _mistake(2), "mistake_3": _mistake(3),
+    "warnings": _warnings, "syntax_error": _syntax_error, "edited_test_cell": _edited_test_cell,
+    "deleted_test_cell": _deleted_test_cell,
+    "endless_loop": _after_tests(False, "while True:\n    pass\n"),
+    "stubborn_loop": _after_tests(False, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # ignores the "
+                                         "interrupt\nwhile True:\n    pass\n"),
+    "os_exit": _after_tests(True, "import os\nos._exit(1)\n"),
+    "segfault": _after_tests(True, "import ctypes\nctypes.string_at(0)\n"),
+    # The hog lives in a function, so its memory is freed when MemoryError ends it (as with a runaway helper):
+    # the later cells get their memory back, whatever they need.
+    "memory_bomb": _after_tests(False, "def hog():\n    chunks = []\n    while True:\n        chunks.append(b'x' * "
+                                       "(128 * 2**20))  # 128 MB more, written, each time\n\n\nhog()\n"),
+    "flood_output": _after_tests(False, "for i in range(100_000):\n    print(i, 'all work and no play ' * 4)\n"),
+    "renamed": _file(lambda a: (f"{a.notebook} (1) - Copy.ipynb", nbformat.writes(a.filled()).encode())),
+    "missing": _file(lambda a: None),
+    "invalid_json": _file(lambda a: (f"{a.notebook}.ipynb", nbformat.writes(a.filled()).encode()[:2000])),
+    "empty_file": _file(lambda a: (f"{a.notebook}.ipynb", b"")),
+    "foreign_notebook": _file(lambda a: (f"{a.notebook}.ipynb", nbformat.writes(
+        nbformat.v4.new_notebook(cells=[_code("print('my own project')")])).encode())),
+    "deleted_exercise": _deleted_exercise,
+    "kill_parent": _after_tests(False, "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)  # whoever "
+                                       "started this kernel\ntime.sleep(3)\n"),
+    "tamper_check": _before_first("import autograder\nautograder.check = lambda *args, **kwargs: None  # every "
+                                  "test passes?\n"),
+    "tamper_registry": _before_first("from autograder import registry\nregistry._load_all()\nfor group in "
+                                     "registry._NOTEBOOKS.values():\n    for found in group.by_exercise.values():\n"
+                                     "        found.clear()  # no checks, no failures?\n"),
+    "tamper_torch": _before_first("import torch\ntorch.allclose = lambda *args, **kwargs: True  # everything is "
+                                  "close?\n", wrong=True),
+    "tamper_traceback": _before_first("ip = get_ipython()\nip.showtraceback = lambda *args, **kwargs: None  # no "
+                                      "errors shown?\n"),
+    "always_equal": _always_equal,
+}
+assert list(BUILDERS) == KINDS, "every kind has one builder, in the order of KINDS"
+
+
 def build(a: Assignment, kind: str) -> tuple[str, bytes] | None:
     """(file name, bytes) of one submission of ``kind``; None for a student who handed in nothing."""
-    name = f"{a.notebook}.ipynb"
-    first, second = a.exercises[0], a.exercises[min(1, len(a.exercises) - 1)]
-    nb = None
-    if kind == "correct":
-        nb = a.filled()
-    elif kind == "blank":
-        nb = copy.deepcopy(a.release)
-    elif kind == "partial":
-        nb = a.filled(solved=a.exercises[: max(1, len(a.exercises) // 2)])
-    elif kind.startswith("mistake_"):
-        mistakes = a.mistakes()
-        nb = a.filled(mistakes[(int(kind.split("_")[1]) - 1) % len(mistakes)])
-    elif kind == "warnings":
-        nb = a.filled()
-        nb.cells.insert(a.after_tests_of(nb, first), _code(
-            "import torch\n"
-            "_copy = torch.tensor(torch.ones(3))  # PyTorch warns: copy-construct with clone().detach()\n"))
-        nb.cells.insert(a.index_of(nb, first) + 1, _code(
-            f"import torch\n_{first}_answer = {first}\n\n\ndef {first}(*args, **kwargs):\n"
-            "    torch.tensor(torch.zeros(1))  # the same warning, now while the checks run\n"
-            f"    return _{first}_answer(*args, **kwargs)\n"))
-    elif kind == "syntax_error":
-        nb = a.filled({second: a.solutions[second].replace("(", "((", 1)})
-    elif kind == "edited_test_cell":
-        nb = a.filled()
-        for cell in nb.cells:
-            if is_test_cell(cell):
-                cell.source = "# the test was too strict\npass\n"
-                break
-    elif kind == "deleted_test_cell":
-        nb = a.filled({second: a.solutions[second].replace("return", "return None  #", 1)})
-        nb.cells = [c for c in nb.cells if not (is_test_cell(c) and _meta(c)["grade_id"].startswith(f"test_{second}"))]
-    elif kind == "deleted_exercise":
-        nb = a.filled()
-        nb.cells = [c for c in nb.cells if not (_meta(c).get("grade_id", "") == first
-                                                or _meta(c).get("grade_id", "").startswith(f"test_{first}"))]
-    elif kind == "endless_loop":
-        nb = a.filled()
-        nb.cells.insert(a.after_tests_of(nb, first), _code("while True:\n    pass\n"))
-    elif kind == "stubborn_loop":
-        nb = a.filled()
-        nb.cells.insert(a.after_tests_of(nb, first), _code(
-            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # ignores the interrupt\nwhile True:\n    pass\n"))
-    elif kind == "os_exit":
-        nb = a.filled()
-        nb.cells.insert(a.after_tests_of(nb, second), _code("import os\nos._exit(1)\n"))
-    elif kind == "segfault":
-        nb = a.filled()
-        nb.cells.insert(a.after_tests_of(nb, second), _code("import ctypes\nctypes.string_at(0)\n"))
-    elif kind == "kill_parent":
-        nb = a.filled()
-        nb.cells.insert(a.after_tests_of(nb, first), _code(
-            "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)  # whoever started this kernel\n"
-            "time.sleep(3)\n"))
-    elif kind == "memory_bomb":
-        nb = a.filled()
-        nb.cells.insert(a.after_tests_of(nb, first), _code(
-            "hog = []\nwhile True:\n    hog.append(b'x' * (128 * 2**20))  # 128 MB more, written, each time\n"))
-    elif kind == "flood_output":
-        nb = a.filled()
-        nb.cells.insert(a.after_tests_of(nb, first), _code(
-            "for i in range(100_000):\n    print(i, 'all work and no play ' * 4)\n"))
-    elif kind == "renamed":
-        return f"{a.notebook} (1) - Copy.ipynb", nbformat.writes(a.filled()).encode()
-    elif kind == "missing":
-        return None
-    elif kind == "invalid_json":
-        return name, nbformat.writes(a.filled()).encode()[:2000]
-    elif kind == "empty_file":
-        return name, b""
-    elif kind == "foreign_notebook":
-        other = nbformat.v4.new_notebook(cells=[_code("print('my own project')")])
-        return name, nbformat.writes(other).encode()
-    elif kind == "tamper_check":
-        nb = copy.deepcopy(a.release)
-        nb.cells.insert(a.index_of(nb, first), _code(
-            "import autograder\nautograder.check = lambda *args, **kwargs: None  # every test passes?\n"))
-    elif kind == "tamper_registry":
-        nb = copy.deepcopy(a.release)
-        nb.cells.insert(a.index_of(nb, first), _code(
-            "from autograder import registry\nregistry._load_all()\nfor group in registry._NOTEBOOKS.values():\n"
-            "    for found in group.by_exercise.values():\n        found.clear()  # no checks, no failures?\n"))
-    elif kind == "tamper_torch":
-        wrong = a.mistakes()[min(1, len(a.mistakes()) - 1)]
-        nb = a.filled(wrong)
-        nb.cells.insert(a.index_of(nb, first), _code(
-            "import torch\ntorch.allclose = lambda *args, **kwargs: True  # everything is close?\n"))
-    elif kind == "tamper_traceback":
-        nb = copy.deepcopy(a.release)
-        nb.cells.insert(a.index_of(nb, first), _code(
-            "ip = get_ipython()\nip.showtraceback = lambda *args, **kwargs: None  # no errors shown?\n"))
-    elif kind == "always_equal":
-        header = re.search(rf"^def {re.escape(first)}\(", a.solutions[first], re.M)
-        answer = (f"class _Yes:\n    def __eq__(self, other):\n        return True\n\n\n"
-                  f"def {first}(*args, **kwargs):\n    return _Yes(), _Yes()\n") if header else a.solutions[first]
-        nb = a.filled({first: answer})
-    else:
+    builder = BUILDERS.get(kind)
+    if builder is None:
         raise ValueError(f"unknown kind of submission {kind!r}; known: {', '.join(KINDS)}")
-    return name, nbformat.writes(nb).encode()
+    first, second = a.exercises[0], a.exercises[min(1, len(a.exercises) - 1)]
+    made = builder(a, first, second)
+    if getattr(builder, "is_file", False):
+        return made
+    return f"{a.notebook}.ipynb", nbformat.writes(made).encode()
 
 
 def write_class(course: Path, assignment: str, to: Path, size: int = 0, kinds: list[str] | None = None,
@@ -279,16 +308,3 @@ def write_class(course: Path, assignment: str, to: Path, size: int = 0, kinds: l
                 if path.is_file():
                     zf.write(path, Path("class") / path.relative_to(folder))
     return students
-
-
-def expected_kinds() -> list[str]:
-    """The kinds plain nbgrader grades like ``autograder grade`` (nothing to survive, nothing to see through)."""
-    return list(REALISTIC)
-
-
-def kinds_of(students: dict[str, str]) -> dict[str, list[str]]:
-    by_kind: dict[str, list[str]] = {}
-    for student, kind in students.items():
-        by_kind.setdefault(kind, []).append(student)
-    return by_kind
-

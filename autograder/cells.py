@@ -1,0 +1,101 @@
+"""What a notebook cell is to the course: nbgrader's marks on it, its errors, and how a learner finds it.
+
+Every module reads nbgrader's cell metadata through these few functions, so
+"a test cell" means one thing everywhere (graded, not a solution, code), and
+every report names a cell the same way (:func:`cell_label`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from autograder.results import shorten
+
+
+def nbgrader(cell) -> dict:
+    """nbgrader's metadata of ``cell`` (empty for a cell nbgrader does not know)."""
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def grade_id(cell) -> str | None:
+    return nbgrader(cell).get("grade_id")
+
+
+def is_test_cell(cell) -> bool:
+    """An autograded test cell: graded, not a solution, code."""
+    meta = nbgrader(cell)
+    return bool(meta.get("grade")) and not meta.get("solution") and cell.get("cell_type") == "code"
+
+
+def is_solution_cell(cell) -> bool:
+    return bool(nbgrader(cell).get("solution"))
+
+
+def grade_ids(nb) -> list[str]:
+    """Every nbgrader id of the notebook, in order."""
+    return [gid for gid in (grade_id(cell) for cell in nb.get("cells", [])) if gid]
+
+
+def test_cell_ids(nb) -> list[str]:
+    return [grade_id(cell) for cell in nb.cells if is_test_cell(cell)]
+
+
+def error_output(ename: str, evalue: str):
+    """An error output, as the kernel would write it, that nbgrader's rule scores zero."""
+    from nbformat import NotebookNode  # not at the top: nbformat takes seconds to import in a kernel
+
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def has_error(cell) -> bool:
+    return any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_of(cell) -> str:
+    """``Ename: evalue`` of the cell's first error output, or ''."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return _ANSI.sub("", f"{output.get('ename', '')}: {output.get('evalue', '')}").strip()
+    return ""
+
+
+def stderr_of(cell, limit: int = 500) -> str:
+    """What the cell printed to stderr (shortened at a word), or ''."""
+    text = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    return shorten(_ANSI.sub("", text), limit)
+
+
+def trouble(cell) -> str:
+    """Why nbgrader's rule may score the cell below full marks, as a phrase that follows a cell's name:
+    ``raised ValueError: ...`` or ``printed to stderr: ...``; '' when neither happened."""
+    error = error_of(cell)
+    if error:
+        return f"raised {error}"
+    printed = stderr_of(cell)
+    return f"printed to stderr: {printed}" if printed else ""
+
+
+def cell_number(index: int) -> str:
+    """A cell's position as the learner counts it: from the top, from 1, markdown cells included."""
+    return f"cell {index + 1}"
+
+
+def cell_label(nb, index: int, exercise_of=lambda grade_id: None) -> str:
+    """How a learner finds a cell: its number and the exercise it belongs to, or its first line.
+
+    ``exercise_of`` maps a test cell's grade id to its exercise (the registry knows)."""
+    cell = nb.cells[index]
+    gid = grade_id(cell)
+    exercise = exercise_of(gid) if gid and is_test_cell(cell) else None
+    if exercise:
+        where = f"the test of {exercise}"
+    elif gid and is_solution_cell(cell) and cell.get("cell_type") == "code":
+        where = f"exercise {gid}"
+    else:
+        first = next((line.strip() for line in cell.get("source", "").splitlines() if line.strip()), "")
+        where = f'"{first[:40]}{"..." if len(first) > 40 else ""}"' if first else "empty"
+    return f"{cell_number(index)} ({where})"
