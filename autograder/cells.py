@@ -27,6 +27,13 @@ def is_test_cell(cell) -> bool:
     return bool(meta.get("grade")) and not meta.get("solution") and cell.get("cell_type") == "code"
 
 
+def is_withheld_test(cell) -> bool:
+    """A test cell whose tests were taken out (the release's stand-in for hidden tests): it holds
+    comments only, so it tests nothing where it runs, and its points are earned at grading."""
+    return is_test_cell(cell) and not any(
+        line.strip() and not line.strip().startswith("#") for line in cell.get("source", "").splitlines())
+
+
 def is_solution_cell(cell) -> bool:
     return bool(nbgrader(cell).get("solution"))
 

@@ -54,17 +54,23 @@ def student_package_files(package_dir: Path = PACKAGE_DIR) -> list[Path]:
 
 def build_pack(course_dir: Path, out_dir: Path) -> tuple[Path, Path]:
     """Write the student pack of the course in ``course_dir`` into ``out_dir``; return (folder, zip)."""
-    course_dir = Path(course_dir).resolve()
-    release = course_dir / "notebooks"
+    from autograder.course import CourseLayout, CourseNotFound
+
+    try:
+        layout = CourseLayout.here(course_dir)
+    except CourseNotFound as error:
+        raise PackError(str(error)) from None
+    course_dir, release = layout.root, layout.release
     if not release.is_dir() or not any(release.glob("*/*.ipynb")):
-        raise PackError(f"{course_dir} has no released notebooks in notebooks/: run `make release` first.")
+        raise PackError(f"{course_dir} has no released notebooks in {release.name}/: run `make release` first.")
     out_dir = Path(out_dir).resolve()
     folder = out_dir / PACK_NAME
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
 
-    shutil.copytree(release, folder / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    # The same place as in the course: the pack's nbgrader_config.py (a copy of the course's) says where it is.
+    shutil.copytree(release, folder / release.relative_to(course_dir), ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     for relative in student_package_files():
         target = folder / "autograder" / relative
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import registry
-from autograder.cells import grade_id, is_solution_cell, is_test_cell
+from autograder.cells import grade_id, is_solution_cell, is_test_cell, is_withheld_test
 from autograder.course import CourseLayout
 from autograder.execute import (
     DEFAULT_CELL_TIMEOUT,
@@ -47,6 +47,7 @@ class NotebookReport:
     exercises: list[ExerciseVerdict] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)  # timeouts, a dead kernel, errors outside test cells
     run: NotebookRun | None = None
+    withheld: bool = False  # some tests run only at grading (the student pack has no hidden tests)
 
     @property
     def score(self) -> float:
@@ -76,7 +77,7 @@ def check_notebook(path: str | os.PathLike, timeout: int = DEFAULT_CELL_TIMEOUT,
         prepared = prepare(path, layout=layout)
         notebook_run = run(prepared, Engine(timeout=timeout))
         return NotebookReport(prepared.assignment, path, CHECKED, exercise_reports(notebook_run),
-                              faults(notebook_run), notebook_run)
+                              faults(notebook_run), notebook_run, withheld=_withheld(notebook_run))
     except NotebookError as error:
         return NotebookReport(path.name, path, UNREADABLE, faults=[str(error)])
     except Exception as error:  # the last guard: a learner never sees a traceback from in here
@@ -85,8 +86,15 @@ def check_notebook(path: str | os.PathLike, timeout: int = DEFAULT_CELL_TIMEOUT,
 
 
 def exercise_reports(notebook_run: NotebookRun) -> list[ExerciseVerdict]:
-    """The graded cells of a run, summed up per exercise in the course's order."""
-    return exercise_verdicts(notebook_run.notebook, notebook_run.verdicts, registry.exercises(notebook_run.assignment))
+    """The graded cells of a run, summed up per exercise in the course's order. Cells whose tests were
+    withheld (they run only at grading) test nothing here, so they neither earn nor count points."""
+    cells = notebook_run.notebook.cells
+    tested = [v for v in notebook_run.verdicts if v.index is None or not is_withheld_test(cells[v.index])]
+    return exercise_verdicts(notebook_run.notebook, tested, registry.exercises(notebook_run.assignment))
+
+
+def _withheld(notebook_run: NotebookRun) -> bool:
+    return any(is_withheld_test(cell) for cell in notebook_run.notebook.cells)
 
 
 def faults(notebook_run: NotebookRun) -> list[str]:
@@ -133,7 +141,7 @@ def course_points(notebook: str, layout: CourseLayout | None = None) -> dict[str
     source = layout.authoritative(notebook) if layout else None
     points: dict[str, float] = {}
     for cell in read_notebook(source).cells if source else []:
-        if is_test_cell(cell):
+        if is_test_cell(cell) and not is_withheld_test(cell):
             exercise = registry.exercise_of_grade_id(grade_id(cell))
             points[exercise] = points.get(exercise, 0.0) + float(cell.metadata.nbgrader.get("points", 0))
     return points
@@ -192,9 +200,11 @@ def format_notebook(report: NotebookReport) -> str:
         lines.append("  Problems while running the notebook:")
         lines.extend(_wrap(fault, "    ! ", "      ") for fault in report.faults)
     if report.complete:
-        lines.append("  Everything passes.")
+        lines.append("  Everything passes" + (" the public tests." if report.withheld else "."))
     elif report.left:
         lines.append(f"  Left to do: {', '.join(report.left)}.")
+    if report.withheld:
+        lines.append(_wrap(WITHHELD, "  "))
     return "\n".join(lines)
 
 
@@ -210,6 +220,11 @@ def _state_and_left(report: NotebookReport) -> tuple[str, str]:
     return "in progress", ", ".join(report.left + (["cells that raise or never end"] if report.faults else []))
 
 
+WITHHELD = ("These are the public tests and their points. More tests run when your instructor grades your "
+            "work: the same exercises on inputs you cannot see (other sizes, seeds and values), so code that "
+            "passes here can still lose points there.")
+
+
 def format_table(reports: list[NotebookReport]) -> str:
     """One line per notebook: score, state, and what is left."""
     rows = [("notebook", "score", "state", "left to do")]
@@ -218,4 +233,5 @@ def format_table(reports: list[NotebookReport]) -> str:
     total = sum(r.score for r in reports), sum(r.max_score for r in reports)
     rows.append(("total", f"{_points(total[0])}/{_points(total[1])}", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows)
+    table = "\n".join(f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows)
+    return table + ("\n\n" + _wrap(WITHHELD, "") if any(r.withheld for r in reports) else "")

@@ -243,11 +243,12 @@ def test_a_fresh_pack_installs_checks_and_its_work_grades_as_expected(pack, tmp_
     done = _make(folder, "check", f"NB=my-work/{A}/{A}.ipynb")
     output = " ".join((done.stdout + done.stderr).split())
     assert done.returncode != 0, output  # forward is wrong
-    assert "more tests run when your instructor grades" in output, output
+    assert "These are the public tests and their points. More tests run when your instructor grades" in output, output
     public = {line.split()[1]: line.split()[0] for line in done.stdout.splitlines()
               if line.strip()[:1] in ("✔", "✘")}
-    assert public == {"init_params": "✔", "forward": "✘", "bce_loss": "✔", "sgd_step": "✔", "train_manual": "✘"}, \
-        done.stdout
+    # forward is wrong, and so are the exercises that run it.
+    assert public == {"init_params": "✔", "forward": "✘", "bce_loss": "✔", "sgd_step": "✔", "train_manual": "✘",
+                      "fit_raw_measurements": "✘"}, done.stdout
 
     # The round trip: the same notebook, handed in and graded in the instructor's course.
     from autograder.grading.pipeline import Options, grade_class
@@ -265,10 +266,11 @@ def test_a_fresh_pack_installs_checks_and_its_work_grades_as_expected(pack, tmp_
     result = grade_class(Options(A, submissions, course, jobs=2, timeout=30, progress=False))
     scores = {s.student: (s.score, s.max_score) for s in result.students}
     assert scores["bob"][0] == scores["bob"][1] > 0, scores
-    # forward's tests and train_manual's (which uses forward) lose their points; nothing else does.
-    points = {row["exercise"]: float(row["points"]) for row in csv.DictReader(open(result.files["exercises"]))
-              if row["student"] == "alice"}
-    assert {ex for ex, p in points.items() if p == 0} == {"forward", "train_manual"}, points
+    # Grading agrees with the pack's public verdicts: full points exactly where the pack said ✔.
+    rows = [row for row in csv.DictReader(open(result.files["exercises"])) if row["student_id"] == "alice"]
+    full = {row["exercise"] for row in rows if float(row["points"]) == float(row["max_points"])}
+    assert full == {exercise for exercise, mark in public.items() if mark == "✔"}, rows
+    assert scores["alice"][0] < scores["alice"][1]
 
 
 def _student_work_nb(answers: dict[str, str]):
