@@ -78,6 +78,8 @@ class Sink:
     truncated: dict[int, int] = field(default_factory=dict)  # cell index -> characters dropped
     integrity: list[str] = field(default_factory=list)
     executed: bool = False
+    blocked: list[str] = field(default_factory=list)  # what the kernel's audit hook refused (flagged)
+    recovered: list[str] = field(default_factory=list)  # kernels that died and were replaced
     execute_seconds: float = 0.0  # wall time of the kernel run (outside the bookkeeping lock)
 
 
@@ -125,6 +127,8 @@ class GradingExecute(Execute):
         self._pattern = self._ignore_pattern()
         self._max_lines = int(self.config.get("LimitOutput", {}).get("max_lines", 1000))
         self._results = Path(sink.scratch).resolve() / f"results-{secrets.token_hex(4)}"
+        self._token = secrets.token_hex(16)  # only the grader and the kernel's audit hook know it
+        recovery.start(self, nb)
         if sink.lock is not None:
             sink.lock.release()
         started = monotonic()
@@ -133,7 +137,9 @@ class GradingExecute(Execute):
                 nb, resources = super().preprocess(nb, resources, km)
             except (DeadKernelError, CellTimeoutError, RuntimeError, Empty) as first:
                 failure: BaseException | None = first
-                if self._running is None and sink.fallback_kernel_manager_class is not None:
+                if isinstance(first, DeadKernelError) and self._running is not None:  # issue 12
+                    nb, resources, failure = recovery.resume(self, nb, resources, km, first)
+                if failure is not None and self._running is None and sink.fallback_kernel_manager_class is not None:
                     # the kernel never started: try once more, the usual way
                     self.kernel_manager_class = sink.fallback_kernel_manager_class
                     sink.fallback_kernel_manager_class = None
@@ -150,35 +156,48 @@ class GradingExecute(Execute):
             if sink.lock is not None:
                 sink.lock.acquire()
         sink.executed = True
+        recovery.finish(self, nb)
         self._cross_check(nb)
         return nb, resources
 
     # --- guard and results ----------------------------------------------------
 
     def preprocess_cell(self, cell, resources, index):
+        mode = recovery.replaying(self, cell, index)  # issue 12: after a dead kernel
+        if mode == "skip":
+            return cell, resources
+        kept = (cell.get("outputs"), cell.get("execution_count"))
         self._running = index
         if cell.cell_type == "code" and cell.source.strip():
             if not self._installed:
                 self._installed = True
                 self._kernel_pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
-                self._guard(f"install({str(self._results)!r})")
+                if getattr(self.km, "results_dir", None):  # confined: the kernel's one writable folder
+                    self._results = Path(self.km.results_dir) / self._results.name
+                self._guard(f"install({str(self._results)!r}, {self._token!r})")
             if is_test_cell(cell):
                 nonce = secrets.token_hex(8)
                 self._nonces[index] = nonce
                 found = self._guard(f"before_test_cell({nonce!r})")
                 if found:
                     self._sink.guard[cell.metadata.nbgrader.grade_id] = found
-        return super().preprocess_cell(cell, resources, index)
+        result = super().preprocess_cell(cell, resources, index)
+        recovery.after_cell(self, cell, index, mode)
+        if mode == "quiet":
+            cell.outputs, cell.execution_count = kept
+        return result
 
     def _guard(self, call: str) -> list[str]:
         """Evaluate a call of the guard in the kernel, as a user expression (no transformer sees it)."""
-        expression = f"__import__({GUARD!r}, fromlist=['_']).{call}"
-        reply = run_sync(self._async_silent)(expression)
-        value = reply.get("user_expressions", {}).get("guard", {})
+        value = self._silent_reply(f"__import__({GUARD!r}, fromlist=['_']).{call}")
         if value.get("status") != "ok":
             return [f"the grading guard could not run ({value.get('ename', 'no reply')}: {value.get('evalue', '')})"]
         text = ast.literal_eval(value["data"]["text/plain"])
         return [] if text == "installed" else json.loads(text)
+
+    def _silent_reply(self, expression: str) -> dict:
+        """The kernel's answer to ``expression`` evaluated as a user expression (status, data or error)."""
+        return run_sync(self._async_silent)(expression).get("user_expressions", {}).get("guard", {})
 
     async def _async_silent(self, expression: str, timeout: float = 30) -> dict:
         msg_id = await ensure_async(self.kc.execute("", silent=True, store_history=False, allow_stdin=False,
@@ -325,3 +344,6 @@ def verify_records(source: str, records: list[CheckResult]) -> str:
         if failed:
             return f"the checks of {exercise} recorded {failed[0].status} for {failed[0].check}"
     return ""
+
+
+from autograder.grading import recovery  # noqa: E402  (issue 12; it imports this module's helpers)

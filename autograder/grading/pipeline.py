@@ -64,6 +64,7 @@ class Options:
     out: Path | None = None  # default: <course>/exports/<assignment>
     progress: bool = True
     warm_kernels: bool = True  # fork kernels from a warm server (False: start each one normally)
+    sandbox: bool = True  # confine every kernel with bwrap (sandbox.py); False: --no-sandbox
 
 
 @dataclass
@@ -160,8 +161,9 @@ class _Grader:
         self.source_fp = course.source_fingerprint(self.assignment)
         self.lock = threading.Lock()
         self.timeout = course.config.Execute.get("timeout", 30)  # nbgrader's default when not configured
-        self.server = None
+        self.server = self.pool = None
         self.kernel_manager_class = self.fallback_kernel_manager_class = None
+        self.confinement = "confined (bwrap)" if options.sandbox else "UNCONFINED (--no-sandbox)"
 
     # --- set-up -----------------------------------------------------------------
 
@@ -174,9 +176,20 @@ class _Grader:
         self.hidden = nbgrader_steps.hidden_lines(self.source, self.release)
         self.feedback = nbgrader_steps.Feedback(self.course, self.assignment)
 
-    def start_kernels(self) -> None:
+    def start_kernels(self, workers: int = 1) -> None:
         from autograder.grading.kernels import kernel_manager_class
 
+        # --- issue 12: confined kernels, one sandboxed fork server per grading thread (sandbox.py)
+        if self.options.sandbox:
+            from autograder.grading.sandbox import Pool
+
+            preload = _preload(self.source, self.assignment) if self.options.warm_kernels else []
+            self.pool = Pool(self.scratch / "slots", workers, preload)
+            self.kernel_manager_class = kernel_manager_class(
+                None, memory_limit=self.options.memory_limit, extra_env={"NBGRADER_EXECUTION": "autograde"},
+                pool=self.pool)
+            return
+        # --- end issue 12
         server = None
         if self.options.warm_kernels and hasattr(os, "fork") and hasattr(os, "pidfd_open"):  # Linux
             from autograder.grading.forkserver import ForkServer
@@ -194,6 +207,8 @@ class _Grader:
     def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.pool is not None:
+            self.pool.close()
 
     # --- state --------------------------------------------------------------------
 
@@ -305,6 +320,7 @@ class _Grader:
         tamper = list(tamper)
         tamper.extend(f"before {gid} ran: {finding} (put back)" for gid, items in sink.guard.items() for finding in items)
         tamper.extend(f"{item}; the cell scored zero" for item in sink.integrity)
+        tamper.extend(sink.blocked)  # issue 12: what the kernel's audit hook refused
         exercises = reporting.exercise_rows(self.assignment, student, cells, executed, sink.records)
         status = "not graded" if collected.placeholder else "graded"
         return StudentResult(student, score, max_score, status, reasons, notes, tamper, exercises, feedback_file)
@@ -378,6 +394,11 @@ def _grade_class(options: Options) -> ClassResult:
     from autograder.grading.course import CourseError
 
     root, out = options.course, options.out
+    if options.sandbox:  # issue 12: stop before anything is written when kernels cannot be confined
+        from autograder.grading.sandbox import problem
+
+        if problem():
+            raise GradingError(problem())
     out.mkdir(parents=True, exist_ok=True)
     log = _logger(out)
     overrides = Config()
@@ -413,12 +434,13 @@ def _grade_class(options: Options) -> ClassResult:
                 todo.append((submission, fingerprint))
         resumed = sorted(results)
         if todo:
-            grader.start_kernels()  # the server imports while nbgrader registers the assignment
+            jobs = options.jobs or os.cpu_count() or 1
+            # the server imports while nbgrader registers the assignment
+            grader.start_kernels(max(1, min(jobs, len(todo))))
             try:
                 grader.register()
             except CourseError as error:
                 raise GradingError(str(error)) from None
-            jobs = options.jobs or os.cpu_count() or 1
             from tqdm import tqdm
 
             with tqdm(total=len(todo), unit="notebook", desc=f"grading {options.assignment}",

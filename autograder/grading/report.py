@@ -61,6 +61,7 @@ def faults(executed: NotebookNode, sink, timeout, memory_limit: int | None) -> t
             elif (output.output_type == "stream" and output.get("name") == "stderr"
                   and WARNING.search(output.get("text", "")) and not is_test_cell(cell)):
                 notes.append(f"{label} printed warnings (they cost no points)")
+    reasons.extend(getattr(sink, "recovered", []))  # issue 12: dead kernels replaced, grading went on
     if sink.stopped:
         reasons.append(sink.stopped + "; the cells after it did not run and its later tests score zero")
     for index, dropped in sorted(sink.truncated.items()):
@@ -141,9 +142,17 @@ def write_exports(course, assignment: str, out: Path, grader, results: dict) -> 
         for student in students:
             for row in student.exercises:
                 writer.writerow({**row, "points": f"{row['points']:g}", "max_points": f"{row['max_points']:g}"})
-    files["json"].write_text(json.dumps({"assignment": assignment, "students": [asdict(s) for s in students]},
-                                        indent=1), encoding="utf-8")
-    files["report"].write_text(markdown(assignment, students, course), encoding="utf-8")
+    confinement = getattr(grader, "confinement", "")  # issue 12: whether student code ran confined
+    files["json"].write_text(json.dumps({"assignment": assignment, "confinement": confinement,
+                                         "students": [asdict(s) for s in students]}, indent=1), encoding="utf-8")
+    text = markdown(assignment, students, course)
+    if confinement:
+        note = ("Student code ran confined (bwrap): read-only system, no network, its own processes, "
+                "only its working copy writable." if not confinement.startswith("UNCONFINED") else
+                "**Student code ran UNCONFINED (--no-sandbox)**, with the rights of whoever graded: it could "
+                "read and write what they can, and reach the network.")
+        text = text.replace("\n\n", f"\n\n{note}\n\n", 1)
+    files["report"].write_text(text, encoding="utf-8")
     return files
 
 
