@@ -183,7 +183,7 @@ class GradingExecute(Execute):
                     self._sink.guard[cell.metadata.nbgrader.grade_id] = found
         result = super().preprocess_cell(cell, resources, index)
         recovery.after_cell(self, cell, index, mode)
-        if mode == "quiet":
+        if mode == "quiet" and cell.cell_type == "code":
             cell.outputs, cell.execution_count = kept
         return result
 

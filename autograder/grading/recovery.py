@@ -35,7 +35,11 @@ def exercises_of(nb: NotebookNode) -> set[str]:
 
 
 def defined_exercises(cell: NotebookNode, exercises: set[str]) -> set[str]:
-    return tamper.defined_names(cell.source) & exercises if cell.cell_type == "code" else set()
+    """The exercises a code cell defines: by name, or as the solution cell of that exercise."""
+    if cell.cell_type != "code":
+        return set()
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return (tamper.defined_names(cell.source) | {grade_id}) & exercises
 
 
 def _label(cell: NotebookNode, index: int) -> str:
@@ -50,6 +54,7 @@ def start(executor, nb: NotebookNode) -> None:
     """Before the first cell: what the static scan already says costs points."""
     executor._exercises = exercises_of(nb)
     executor._zeroed = {}  # exercise -> why its tests score zero
+    executor._dead = set()  # of those, the exercises whose cell killed the kernel (a fault, not tampering)
     executor._replay = None
     for index, cell in enumerate(nb.cells):
         if is_solution(cell) or not is_test_cell(cell):
@@ -105,8 +110,12 @@ def finish(executor, nb: NotebookNode) -> None:
             why = executor._zeroed.get(exercise)
             if why:
                 grade_id = cell.metadata.nbgrader.grade_id
-                executor._sink.integrity.append(f"{grade_id}: {why}")
-                cell.outputs.append(error_output(INTEGRITY, f"{why}; the tests of {exercise} score zero"))
+                if exercise in executor._dead:
+                    executor._sink.recovered.append(f"{grade_id} scores zero: {why}")
+                    cell.outputs.append(error_output(STOPPED, f"{why}; the tests of {exercise} score zero"))
+                else:
+                    executor._sink.integrity.append(f"{grade_id}: {why}")
+                    cell.outputs.append(error_output(INTEGRITY, f"{why}; the tests of {exercise} score zero"))
                 break
 
 
@@ -130,7 +139,9 @@ def resume(executor, nb: NotebookNode, resources, km, error: DeadKernelError):
         if not has_error(cell):
             cell.outputs.append(error_output(STOPPED, why + "; the cells after it were graded with a new kernel."))
         for exercise in defined_exercises(cell, executor._exercises):
-            executor._zeroed.setdefault(exercise, f"{why}, and it defines {exercise}")
+            if exercise not in executor._zeroed:
+                executor._zeroed[exercise] = f"{why}, which defines {exercise}"
+                executor._dead.add(exercise)
         skipped.add(fatal)
         executor._replay = (fatal, skipped)
         executor._installed = False

@@ -190,7 +190,7 @@ def build(a: Assignment, kind: str) -> tuple[str, bytes] | None:
         nb.cells.insert(a.after_tests_of(nb, second), _code("import os\nos._exit(1)\n"))
     elif kind == "segfault":
         nb = a.filled()
-        nb.cells.insert(a.after_tests_of(nb, second), _code("import ctypes\nctypes.string_at(0)\n"))
+        nb.cells.insert(a.after_tests_of(nb, second), _code("import faulthandler\nfaulthandler._sigsegv()  # a crash in native code\n"))
     elif kind == "kill_parent":
         nb = a.filled()
         nb.cells.insert(a.after_tests_of(nb, first), _code(

@@ -46,8 +46,7 @@ ENV_KEPT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH"
             "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MPLBACKEND", "NBGRADER_EXECUTION")
 
 
-class SandboxUnavailable(RuntimeError):
-    """bwrap is missing, or this system does not let it create namespaces."""
+MPL_CACHE = "/.autograder/matplotlib"
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,9 +118,8 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {key: os.environ[key] for key in ENV_KEPT if key in os.environ}
     env.update(HOME="/tmp", TMPDIR="/tmp", IPYTHONDIR="/tmp/.ipython", JUPYTER_RUNTIME_DIR="/tmp/.jupyter",
                MPLCONFIGDIR="/tmp/matplotlib")
-    cache = _matplotlib_cache()
-    if cache:
-        env["AUTOGRADER_MPL_CACHE"] = cache  # the server copies its font list into each fresh /tmp
+    if _matplotlib_cache():
+        env["AUTOGRADER_MPL_CACHE"] = MPL_CACHE  # the server copies its font list into each fresh /tmp
     env.update(extra or {})
     return env
 
@@ -131,8 +129,8 @@ def command(folder: Path) -> list[str]:
     working directory); the confined command follows it."""
     args = [shutil.which("bwrap") or "bwrap", *_isolation(), *_system(), *_libraries()]
     cache = _matplotlib_cache()
-    if cache:
-        args += ["--ro-bind", cache, cache]
+    if cache:  # not at its own path: nothing else of the home directory shows
+        args += ["--ro-bind", cache, MPL_CACHE]
     folder = str(Path(folder).resolve())
     args += ["--bind", folder, folder, "--chdir", folder, "--clearenv"]
     for key, value in environment().items():
