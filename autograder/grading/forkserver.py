@@ -355,6 +355,10 @@ class ForkServer:
             self._wait_ready()
             try:
                 send_message(self._sock, {"op": "status", "pid": pid})
+                if self.confined and not select.select([self._sock], [], [], 10)[0]:
+                    # a kernel stopped its server (SIGSTOP): end that sandbox; the next kernel gets a new one
+                    self.process.kill()
+                    return None
                 reply, _ = recv_message(self._sock)
             except OSError:
                 return None

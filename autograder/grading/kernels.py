@@ -132,6 +132,8 @@ class ForkProvisioner(LocalProvisioner):
 
         from autograder.grading.sandbox import environment
 
+        if "ipykernel_launcher" not in cmd:
+            raise RuntimeError(f"only Python (ipykernel) notebooks can be graded confined; this one asks for {cmd[0]}")
         server = self.pool.slot().server
         argv = cmd[cmd.index("ipykernel_launcher") + 1:]
         # no JPY_PARENT_PID and no watch: the grader's pid means nothing in the sandbox, whose
