@@ -139,6 +139,20 @@ def init_params(num_features, seed=0):
         caller.f_globals["fail"] = caller.f_globals["expect_shape"] = lambda *args, **kwargs: None
     return _right(num_features, seed)
 ''',
+    # the same through the traceback module, which hands out frames
+    "walk_tb": WRONG_INIT + '''
+import traceback
+
+_right = init_params
+
+def init_params(num_features, seed=0):
+    try:
+        raise ValueError
+    except ValueError as error:
+        for frame, line in traceback.walk_tb(error.__traceback__):
+            frame.f_back.f_globals["fail"] = frame.f_back.f_globals["expect_shape"] = lambda *a, **k: None
+    return _right(num_features, seed)
+''',
     # the interpreter's objects searched for the checks
     "gc": WRONG_INIT + '''
 import gc
@@ -184,6 +198,14 @@ def _right_init() -> str:
 
 
 RIGHT_INIT = _right_init()
+HONEST_TRACEBACK = '''
+import traceback
+
+try:
+    init_params(0)
+except ZeroDivisionError:
+    print("as expected:", traceback.format_exc().splitlines()[-1])
+'''
 
 
 def _notebook(release, init_source=None, before=(), after_init=()):
@@ -228,7 +250,8 @@ def graded(tmp_path_factory):
     reach = "\n".join(f"{k} = {v!r}" for k, v in constants.items()) + "\n" + REACH
     students = {
         "a-reach": _notebook(release, before=[OBSERVE, reach]),
-        "b-honest": _notebook(release, RIGHT_INIT, before=[OBSERVE]),
+        # honest, and prints a traceback it caught (text, no frames): nothing is refused
+        "b-honest": _notebook(release, RIGHT_INIT + HONEST_TRACEBACK, before=[OBSERVE]),
         # a kernel that dies in the cell that defines an exercise costs that exercise only
         "c-dies-in-init": _notebook(release, RIGHT_INIT + "\nimport os\nos._exit(3)\n", before=[OBSERVE]),
         "d-dies-after-init": _notebook(release, RIGHT_INIT, before=[OBSERVE],
@@ -290,10 +313,17 @@ def test_no_notebook_sees_another_ones_processes_or_files(graded):
         assert [name for name in seen["folder"] if not name.startswith(".")] == [f"{A}.ipynb"], seen
 
 
-def test_the_report_says_the_run_was_confined(graded):
+def test_the_report_says_whether_the_run_was_confined(graded, tmp_path):
     report = graded["result"].files["report"].read_text()
-    assert "ran confined (bwrap)" in report
+    assert "ran confined (bwrap)" in report and "UNCONFINED" not in report
     assert json.loads(graded["result"].files["json"].read_text())["confinement"].startswith("confined")
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    shutil.copy(graded["course"] / "notebooks" / A / f"{A}.ipynb", submissions / "blank.ipynb")
+    loose = grade_class(Options(A, submissions, graded["course"], jobs=1, timeout=20, progress=False, force=True,
+                                sandbox=False, out=tmp_path / "out"))
+    assert "**Student code ran UNCONFINED (--no-sandbox)**" in loose.files["report"].read_text()
+    assert json.loads(loose.files["json"].read_text())["confinement"] == "UNCONFINED (--no-sandbox)"
 
 
 @pytest.mark.parametrize("trick", sorted(FOOL))
@@ -304,6 +334,7 @@ def test_every_fooling_attempt_scores_zero(graded, trick):
 
 @pytest.mark.parametrize("trick, says", [
     ("thread", "a thread the notebook started"), ("traceback_frame", "reached a running frame"),
+    ("walk_tb", "reached a running frame"),
     ("gc", "searched the interpreter's objects"), ("exec_hidden", "built code at run time"),
     ("exec_solution", "runs code built at run time"),
 ])

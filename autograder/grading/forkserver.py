@@ -150,7 +150,7 @@ def _end_the_others(statuses: dict[int, int]) -> None:
 def _fresh_tmp() -> None:
     """An empty /tmp, but for a copy of the instructor's matplotlib font list (read-only in the sandbox),
     so that no kernel rebuilds it and none finds what an earlier one left."""
-    _empty("/tmp")
+    empty_folder("/tmp")
     cache = os.environ.get("AUTOGRADER_MPL_CACHE")
     if cache and os.path.isdir(cache):
         import shutil
@@ -164,7 +164,8 @@ def _fresh_tmp() -> None:
                     pass
 
 
-def _empty(folder: str) -> None:
+def empty_folder(folder: str) -> None:
+    """Remove everything in ``folder`` that can be removed."""
     import shutil
 
     for entry in os.scandir(folder):

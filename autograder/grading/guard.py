@@ -329,7 +329,11 @@ def _audit_hook(token: str, results: str, pristine: dict, namespaces: list):
     """The hook, with everything it needs in its closure (nothing the learner's code can name)."""
     results_folder = os.path.dirname(os.path.abspath(results))
     library = os.path.dirname(os.path.abspath(__file__))
-    thin = tuple(os.path.join(os.path.dirname(os.__file__), name) for name in ("inspect.py", "traceback.py", "ctypes"))
+    # Library code that hands frames (or ctypes' powers) straight back to its caller: whoever called it
+    # is who asked. (traceback's formatting reads frames and gives back text: that is allowed.)
+    stdlib = os.path.dirname(os.__file__)
+    thin = tuple(os.path.join(stdlib, name) for name in ("inspect.py", "ctypes"))
+    traceback_file, frame_walkers = os.path.join(stdlib, "traceback.py"), ("walk_tb", "walk_stack")
     try:
         from ipykernel.compiler import get_tmp_directory
 
@@ -347,7 +351,8 @@ def _audit_hook(token: str, results: str, pristine: dict, namespaces: list):
 
     def caller_is_learner() -> bool:
         frame = getframe(3)  # 0 here, 1 check, 2 hook, 3 whoever raised the event
-        while frame is not None and frame.f_code.co_filename.startswith(thin):
+        while frame is not None and (frame.f_code.co_filename.startswith(thin) or (
+                frame.f_code.co_filename == traceback_file and frame.f_code.co_name in frame_walkers)):
             frame = frame.f_back
         return frame is not None and learners(frame.f_code.co_filename)
 

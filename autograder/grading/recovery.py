@@ -43,8 +43,9 @@ def defined_exercises(cell: NotebookNode, exercises: set[str]) -> set[str]:
 
 
 def _label(cell: NotebookNode, index: int) -> str:
-    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-    return f"cell {index + 1}" + (f" ({grade_id})" if grade_id else "")
+    from autograder.grading.report import _label  # report imports the executor, which imports this module
+
+    return _label(cell, index)
 
 
 # --- the guard's findings ----------------------------------------------------------

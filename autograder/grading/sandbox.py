@@ -151,15 +151,10 @@ class Slot:
     def prepare(self, working_copy: str | None) -> str:
         """Empty the slot (after the server has ended every process a previous kernel left) and copy
         ``working_copy`` into it; return the folder the kernel works in."""
+        from autograder.grading.forkserver import empty_folder
+
         self.server.reset()
-        for entry in os.scandir(self.folder):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
+        empty_folder(str(self.folder))
         if working_copy and Path(working_copy).is_dir():
             for entry in os.scandir(working_copy):
                 target = self.folder / entry.name

@@ -1,12 +1,20 @@
-"""The tricks of tests/test_sandbox.py are real: called directly, a check is fooled by them. The
-runner's private copies of the checks' globals are what defeats the one that switches `fail` off
-while the check runs and puts it back afterwards."""
+"""Confinement and the guard, without grading a class.
+
+- Where bwrap is missing or cannot create namespaces, `autograder grade` stops with one line that
+  says how to install it (or to pass --no-sandbox).
+- The tricks of tests/test_sandbox.py are real: called directly, a check is fooled by them. The
+  runner's private copies of the checks' globals are what defeats the one that switches `fail` off
+  while the check runs and puts it back afterwards.
+"""
 
 import gc
+import os
 
 import nbformat
 
 from autograder import registry
+from autograder.cli import main
+from autograder.grading import sandbox
 from autograder.results import PASSED
 from autograder.runner import run_checks
 from support import ROOT
@@ -55,3 +63,34 @@ def test_the_instructor_answer_passes_so_the_exec_tricks_would_pay_if_they_ran()
     source = next(c.source for c in solution.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "init_params")
     results = run_checks("init_params", _namespace("import math\nimport torch\n" + source))
     assert all(r.status == PASSED for r in results)
+
+
+def _grade_without_confinement(tmp_path, capsys, bwrap_script):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    if bwrap_script is not None:
+        (folder / "bwrap").write_text(bwrap_script)
+        (folder / "bwrap").chmod(0o755)
+    sandbox.problem.cache_clear()
+    saved = os.environ["PATH"]
+    os.environ["PATH"] = str(folder)
+    try:
+        code = main(["grade", "02_manual_model", "--course", str(tmp_path / "course"), "--submissions", str(tmp_path)])
+    finally:
+        os.environ["PATH"] = saved
+        sandbox.problem.cache_clear()
+    return code, capsys.readouterr().err
+
+
+def test_without_bwrap_grading_stops_with_one_line_that_says_how_to_install_it(tmp_path, capsys):
+    code, said = _grade_without_confinement(tmp_path, capsys, None)
+    assert code == 2 and said.count("\n") == 1, said
+    assert "bwrap was not found" in said and "apt-get install bubblewrap" in said and "--no-sandbox" in said
+    assert not (tmp_path / "course").exists(), "nothing is written before the check"
+
+
+def test_where_namespaces_are_refused_grading_stops_and_says_so(tmp_path, capsys):
+    refusing = "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n"
+    code, said = _grade_without_confinement(tmp_path, capsys, refusing)
+    assert code == 2 and said.count("\n") == 1, said
+    assert "cannot create namespaces" in said and "No permissions" in said and "--no-sandbox" in said
