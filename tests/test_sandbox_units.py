@@ -71,6 +71,7 @@ def _grade_without_confinement(tmp_path, capsys, bwrap_script):
     if bwrap_script is not None:
         (folder / "bwrap").write_text(bwrap_script)
         (folder / "bwrap").chmod(0o755)
+    (tmp_path / "course").mkdir()
     sandbox.problem.cache_clear()
     saved = os.environ["PATH"]
     os.environ["PATH"] = str(folder)
@@ -86,7 +87,7 @@ def test_without_bwrap_grading_stops_with_one_line_that_says_how_to_install_it(t
     code, said = _grade_without_confinement(tmp_path, capsys, None)
     assert code == 2 and said.count("\n") == 1, said
     assert "bwrap was not found" in said and "apt-get install bubblewrap" in said and "--no-sandbox" in said
-    assert not (tmp_path / "course").exists(), "nothing is written before the check"
+    assert list((tmp_path / "course").iterdir()) == [], "nothing is written before the check"
 
 
 def test_where_namespaces_are_refused_grading_stops_and_says_so(tmp_path, capsys):
