@@ -40,7 +40,7 @@ def init_params(num_features, seed=0):
 OBSERVE = '''import os, json
 _others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid(), os.getppid())]
 print("OBSERVE " + json.dumps({"pids": _others, "tmp": sorted(os.listdir("/tmp")),
-                               "folder": sorted(os.listdir("."))}))
+                               "shm": sorted(os.listdir("/dev/shm")), "folder": sorted(os.listdir("."))}))
 '''
 
 REACH = '''import json, os, signal, socket, subprocess
@@ -72,12 +72,13 @@ attempt("write the gradebook", lambda: write(GRADEBOOK))
 attempt("write the package", lambda: write(PACKAGE))
 attempt("write outside the working copy", lambda: write(os.path.join(COURSE, "escaped")))
 attempt("write into the system", lambda: write("/usr/escaped"))
+attempt("write into the sandbox's root", lambda: write("/escaped"))
 attempt("connect to the host's 127.0.0.1", connect)
 attempt("signal the grader", lambda: os.kill(GRADER, 0))
 attempt("see the grader in /proc", lambda: open(f"/proc/{GRADER}/cmdline").read())
 
 # something that would outlive this notebook and spy on the next one
-subprocess.Popen(["/bin/sh", "-c", "while true; do touch /tmp/left-behind; sleep 0.05; done"],
+subprocess.Popen(["/bin/sh", "-c", "while true; do touch /tmp/left-behind /dev/shm/left-behind; sleep 0.05; done"],
                  start_new_session=True)
 '''
 
@@ -290,7 +291,7 @@ def _points(student, exercise):
 
 def test_every_reach_is_denied(graded):
     lines = _printed(graded["executed"]["a-reach"], "REACH ")
-    assert len(lines) == 11, lines
+    assert len(lines) == 12, lines
     allowed = [line for line in lines if ": denied" not in line]
     assert allowed == []
     assert graded["reached"] == [], "the host's 127.0.0.1 was reached from a kernel"
@@ -309,7 +310,7 @@ def test_no_notebook_sees_another_ones_processes_or_files(graded):
         assert lines, student
         seen = json.loads(lines[0][len("OBSERVE "):])
         assert seen["pids"] == [], f"{student} saw other processes: {seen}"
-        assert "left-behind" not in seen["tmp"], f"{student} found what another notebook left in /tmp"
+        assert "left-behind" not in seen["tmp"] + seen["shm"], f"{student} found what another notebook left"
         assert [name for name in seen["folder"] if not name.startswith(".")] == [f"{A}.ipynb"], seen
 
 

@@ -148,9 +148,10 @@ def _end_the_others(statuses: dict[int, int]) -> None:
 
 
 def _fresh_tmp() -> None:
-    """An empty /tmp, but for a copy of the instructor's matplotlib font list (read-only in the sandbox),
+    """An empty /tmp and /dev/shm, but for a copy of the instructor's matplotlib font list (read-only in the sandbox),
     so that no kernel rebuilds it and none finds what an earlier one left."""
     empty_folder("/tmp")
+    empty_folder("/dev/shm")
     cache = os.environ.get("AUTOGRADER_MPL_CACHE")
     if cache and os.path.isdir(cache):
         import shutil

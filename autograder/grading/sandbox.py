@@ -8,7 +8,7 @@ sees:
   packages, the ``autograder`` package with its checks), nothing else of the
   host: not the course (``solutions/``, ``gradebook.db``, ``exports/``), not
   the other submissions, not the home directory;
-- a private ``/tmp`` and ``/dev``, its own ``/proc``;
+- a private ``/tmp`` and ``/dev/shm``, a minimal ``/dev``, its own ``/proc``;
 - its own network namespace (only a loopback of its own: the host's
   127.0.0.1 is out of reach), PID, IPC and UTS namespaces, no capabilities;
 - exactly one writable folder, the slot's folder, which holds the working
@@ -22,7 +22,7 @@ and a fresh one per kernel would import torch again (seconds of CPU per
 notebook). Why the students of one slot cannot meet: the slot runs one kernel
 at a time, and before each kernel the server kills every other process in the
 sandbox's PID namespace (whatever a previous submission left running), empties
-``/tmp``, and the grader empties the slot's folder before copying in the next
+``/tmp`` and ``/dev/shm``, and the grader empties the slot's folder before copying in the next
 working copy. The server makes itself undumpable, so a kernel cannot ptrace
 it or write its memory to leave something behind for the next one.
 """
@@ -56,7 +56,7 @@ def problem() -> str:
     if bwrap is None:
         return f"bwrap was not found. {INSTALL}."
     try:
-        done = subprocess.run([bwrap, *_isolation(), *_system(), "--", "/bin/true"],
+        done = subprocess.run([bwrap, *_isolation(), *_system(), *_read_only_rest(), "--", "/bin/true"],
                               capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bwrap could not run ({error}). {INSTALL}."
@@ -70,7 +70,14 @@ def problem() -> str:
 
 def _isolation() -> list[str]:
     return ["--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
-            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+            "--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp"]
+
+
+def _read_only_rest() -> list[str]:
+    """bwrap builds the sandbox's / and /dev on tmpfs, writable: once everything is mounted, they are
+    made read-only, so that /tmp, /dev/shm (both private, emptied between notebooks) and the slot's
+    folder are all a kernel can write."""
+    return ["--remount-ro", "/dev", "--remount-ro", "/"]
 
 
 def _system() -> list[str]:
@@ -132,7 +139,7 @@ def command(folder: Path) -> list[str]:
     if cache:  # not at its own path: nothing else of the home directory shows
         args += ["--ro-bind", cache, MPL_CACHE]
     folder = str(Path(folder).resolve())
-    args += ["--bind", folder, folder, "--chdir", folder, "--clearenv"]
+    args += ["--bind", folder, folder, *_read_only_rest(), "--chdir", folder, "--clearenv"]
     for key, value in environment().items():
         args += ["--setenv", key, value]
     return [*args, "--"]
