@@ -376,7 +376,7 @@ def _audit_hook(token: str, results: str, pristine: dict, namespaces: list):
                 now = current.get(key, _MISSING)
                 if now is not value and not _rewrapped_by_torch(now, value):
                     problems.append(f"{label}.{key} was replaced")
-        return problems + learner_threads()
+        return learner_threads() + problems
 
     def check(event: str, args: tuple) -> None:
         if event == REPORT_EVENT:

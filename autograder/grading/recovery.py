@@ -76,7 +76,8 @@ def after_cell(executor, cell: NotebookNode, index: int, mode: str | None = None
     sink, label = executor._sink, _label(cell, index)
     if is_test_cell(cell):
         grade_id = cell.metadata.nbgrader.grade_id
-        why = "; ".join(dict.fromkeys(found))
+        found = list(dict.fromkeys(found))
+        why = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
         sink.integrity.append(f"{grade_id}: tampering while this test ran: {why}")
         cell.outputs.append(error_output(INTEGRITY, f"tampering while this test ran ({why}); it scores zero"))
         return
