@@ -31,10 +31,11 @@ EXPECTED = {
     "syntax_error": 9, "deleted_test_cell": 9,  # forward broken: its 3 points and train_manual's 4 are lost
     "endless_loop": 16, "memory_bomb": 16, "flood_output": 16,  # stopped in an ungraded cell; nothing else lost
     "stubborn_loop": 3,  # runs after init_params' tests; its kernel is shut down, later tests score zero
-    "os_exit": 6, "segfault": 6,  # the kernel dies after forward's tests
+    # the kernel dies in a cell of no exercise, after forward's tests: a new kernel grades the rest
+    "os_exit": 16, "segfault": 16,
     "renamed": 16, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
     "deleted_exercise": 9,  # init_params (3) and train_manual, which needs it (4)
-    "kill_parent": 16,  # kills the kernels' fork server: a new one serves the next kernels, nothing is lost
+    "kill_parent": 16,  # kills its sandbox's fork server, and so its kernel: a new one grades the rest
     "tamper_check": 0, "tamper_registry": 0, "tamper_traceback": 0,  # blank work that tries to pass anyway
     "tamper_torch": 9, "always_equal": 9,  # the same as the honest mistakes underneath
 }

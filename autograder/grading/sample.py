@@ -231,7 +231,7 @@ BUILDERS = {
     "stubborn_loop": _after_tests(False, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # ignores the "
                                          "interrupt\nwhile True:\n    pass\n"),
     "os_exit": _after_tests(True, "import os\nos._exit(1)\n"),
-    "segfault": _after_tests(True, "import ctypes\nctypes.string_at(0)\n"),
+    "segfault": _after_tests(True, "import faulthandler\nfaulthandler._sigsegv()  # a crash in native code\n"),
     "memory_bomb": _after_tests(False, "hog = []\nwhile True:\n    hog.append(b'x' * (128 * 2**20))  # 128 MB "
                                        "more, written, each time\n"),
     "flood_output": _after_tests(False, "for i in range(100_000):\n    print(i, 'all work and no play ' * 4)\n"),

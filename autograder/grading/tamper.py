@@ -220,3 +220,30 @@ def scan_notebook(nb: NotebookNode, skip_ids: set[str] = frozenset()) -> list[st
         scanner.visit(tree)
         found.extend(f"cell {index + 1}, {message}" for message in scanner.found)
     return found
+
+
+def defined_names(source: str) -> set[str]:
+    """Names a cell defines at its top level (functions, classes, assignments)."""
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def runs_unreadable_code(source: str) -> list[str]:
+    """The scan's findings of code built at run time (exec / eval / compile of what it cannot read)."""
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return []
+    scanner = _Scanner({})
+    scanner.visit(tree)
+    return [found for found in scanner.found if "code built at run time" in found]
