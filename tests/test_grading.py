@@ -25,17 +25,19 @@ A = "02_manual_model"
 TIMEOUT = 15  # seconds per cell: long enough for any real cell under load, short for the endless loops
 KINDS = ["correct", "blank", "mistake_1", "warnings", "syntax_error", "edited_test_cell", "deleted_test_cell",
          *FAULTS, *TAMPERING]
-# What each kind earns out of 16 (init_params 3, forward 3, bce_loss 3, sgd_step 3, train_manual 4).
+# What each kind earns out of 19 (init_params 3, forward 3, bce_loss 3, sgd_step 3, train_manual 4,
+# fit_raw_measurements 3).
 EXPECTED = {
-    "correct": 16, "blank": 0, "mistake_1": 13, "warnings": 16, "edited_test_cell": 16,
-    "syntax_error": 9, "deleted_test_cell": 9,  # forward broken: its 3 points and train_manual's 4 are lost
-    "endless_loop": 16, "memory_bomb": 16, "flood_output": 16,  # stopped in an ungraded cell; nothing else lost
+    "correct": 19, "blank": 0, "mistake_1": 16, "warnings": 19, "edited_test_cell": 19,
+    # forward broken: its 3 points, and train_manual's 4 and fit_raw_measurements' 3, which use it, are lost
+    "syntax_error": 9, "deleted_test_cell": 9,
+    "endless_loop": 19, "memory_bomb": 19, "flood_output": 19,  # stopped in an ungraded cell; nothing else lost
     "stubborn_loop": 3,  # runs after init_params' tests; its kernel is shut down, later tests score zero
     # the kernel dies in a cell of no exercise, after forward's tests: a new kernel grades the rest
-    "os_exit": 16, "segfault": 16,
-    "renamed": 16, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
-    "deleted_exercise": 9,  # init_params (3) and train_manual, which needs it (4)
-    "kill_parent": 16,  # kills its sandbox's fork server, and so its kernel: a new one grades the rest
+    "os_exit": 19, "segfault": 19,
+    "renamed": 19, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
+    "deleted_exercise": 9,  # init_params (3), and train_manual (4) and fit_raw_measurements (3), which need it
+    "kill_parent": 19,  # kills its sandbox's fork server, and so its kernel: a new one grades the rest
     "tamper_check": 0, "tamper_registry": 0, "tamper_traceback": 0,  # blank work that tries to pass anyway
     "tamper_torch": 9, "always_equal": 9,  # the same as the honest mistakes underneath
 }
@@ -85,7 +87,7 @@ def test_every_student_gets_a_grade_and_nothing_breaks_the_run(graded):
     assert all(s.status != "failed" for s in result.students)
     scores = {kind: float(rows[student]["score"]) for kind, student in graded["by_kind"].items()}
     assert scores == {kind: float(EXPECTED[kind]) for kind in KINDS}
-    assert all(row["max_score"] == "16.0" and row["assignment"] == A for row in rows.values())
+    assert all(row["max_score"] == "19.0" and row["assignment"] == A for row in rows.values())
 
 
 @pytest.mark.parametrize("kind", sorted(SAYS))
@@ -123,7 +125,7 @@ def test_the_exercise_breakdown_names_each_mistake(graded):
     with open(graded["result"].files["exercises"], newline="") as stream:
         rows = {(r["student_id"], r["exercise"]): r for r in csv.DictReader(stream)}
     by_kind = graded["by_kind"]
-    assert len(rows) == 5 * len(by_kind)
+    assert len(rows) == 6 * len(by_kind)
     assert rows[(by_kind["correct"], "train_manual")]["status"] == "passed"
     bce = rows[(by_kind["mistake_1"], "bce_loss")]
     assert (bce["points"], bce["max_points"], bce["status"], bce["code"]) == ("0", "3", "failed", "broadcast_shape")
@@ -185,9 +187,9 @@ def test_a_changed_submission_is_regraded_and_force_regrades_one_student(graded,
     options = Options(**{**graded["options"].__dict__, "course": course, "out": None})
     result = grade_class(Options(**{**options.__dict__, "submissions": changed}))
     assert result.graded == [blank]
-    assert {s.student: s.score for s in result.students}[blank] == 16
+    assert {s.student: s.score for s in result.students}[blank] == 19
     forced = grade_class(Options(**{**options.__dict__, "submissions": changed, "student": correct, "force": True}))
-    assert forced.graded == [correct] and forced.students[0].score == 16
+    assert forced.graded == [correct] and forced.students[0].score == 19
     assert len(grades_csv(forced.files["grades"])) == len(by_kind), "the export still covers the whole class"
 
 
@@ -214,7 +216,7 @@ def test_grades_equal_plain_nbgrader_autograde(graded, tmp_path):
     honest = {key: score for key, score in ours.items() if key[0] != "tamper_check"}
     assert honest == {key: score for key, score in theirs.items() if key[0] != "tamper_check"}
     # nbgrader's test cells import the replaced `check` and pass; ours import the real one.
-    assert sum(s for (kind, _), s in theirs.items() if kind == "tamper_check") == 16
+    assert sum(s for (kind, _), s in theirs.items() if kind == "tamper_check") == 19
     assert sum(s for (kind, _), s in ours.items() if kind == "tamper_check") == 0
 
 
