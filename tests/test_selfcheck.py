@@ -19,18 +19,27 @@ from support import block, check, exercise_line, flat, planted, release_path, so
 
 NB = "03_nn_module"
 
-# One notebook, four outcomes: an exercise that passes, one that passes the
-# visible test but not the hidden one (a size written in by hand), a cell that
+# One notebook, five outcomes: an exercise that passes, a wrong answer the
+# visible test catches (W starts at zeros), one that passes the visible test but
+# not the hidden one (the notebook's circle written in by hand), a cell that
 # raises before it defines its exercise, and code that raises while checked.
 MIXED = {
     "ManualLogisticModule": '''class ManualLogisticModule(nn.Module):
     def __init__(self, num_features):
         super().__init__()
-        self.W = nn.Parameter(torch.zeros(5, 1))
+        self.W = nn.Parameter(torch.zeros(num_features, 1))
         self.b = nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
         return torch.sigmoid(x @ self.W + self.b)
+''',
+    "CircleClassifier": '''class CircleClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(1, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.linear(((x - torch.tensor([0.3, -0.2])) ** 2).sum(dim=1, keepdim=True)))
 ''',
     "count_parameters": '''from torchinfo import sumary
 
@@ -182,18 +191,18 @@ def test_the_workspace_table_gives_each_notebooks_score_and_what_is_left(workspa
     assert status == 1
     assert [r.notebook for r in reports] == [NB], "only the notebook the learner worked on runs"
     rows = {line.split()[0]: line for line in output.splitlines() if line.startswith(("02_", "03_", "total"))}
-    assert rows["02_manual_model"].split()[1:3] == ["0/16", "not"] and "not started" in rows["02_manual_model"]
-    assert "5/12" in rows[NB] and "in progress" in rows[NB]
+    assert rows["02_manual_model"].split()[1:3] == ["0/19", "not"] and "not started" in rows["02_manual_model"]
+    assert "4/15" in rows[NB] and "in progress" in rows[NB]
     assert rows[NB].endswith("ManualLogisticModule, count_parameters, load_manual_weights, "
-                             "cells that raise or never end"), "its demo cells raise too"
+                             "CircleClassifier, cells that raise or never end"), "its demo cells raise too"
     course_points = sum(cell.metadata.nbgrader.get("points", 0)
                         for notebook in registry.notebooks()
                         for cell in nbformat.read(solution_path(notebook), as_version=4).cells
                         if cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
-    assert f"5/{course_points:g}" in rows["total"], "the total counts every notebook of the course"
+    assert f"4/{course_points:g}" in rows["total"], "the total counts every notebook of the course"
     html = (workspace / "progress.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in html, "the page carries its picture"
-    assert "self.W has shape (5, 1)" in html and "sumary" in html
+    assert "W starts as all zeros" in html and "sumary" in html
     assert (workspace / "progress.png").stat().st_size > 10_000
 
 
@@ -213,8 +222,10 @@ def test_a_passing_exercise_is_marked_passed(mixed):
 @pytest.mark.slow
 def test_a_wrong_answer_gets_its_diagnosis_even_when_only_hidden_tests_catch_it(mixed):
     _, output = mixed
-    assert "2/3  failed: wrong_shape (cell 16)" in exercise_line(output, "ManualLogisticModule")
-    assert "hidden tests: self.W has shape (5, 1); expected (9, 1)." in block(output, "ManualLogisticModule")
+    assert "0/3  failed: zero_init (cell 16)" in exercise_line(output, "ManualLogisticModule")
+    assert "W starts as all zeros" in block(output, "ManualLogisticModule")
+    assert "1/3  failed: below_target (cell 36)" in exercise_line(output, "CircleClassifier")
+    assert "hidden tests: on another circle" in block(output, "CircleClassifier")
 
 
 @pytest.mark.slow
@@ -258,14 +269,14 @@ def assert_verdicts_are_nbgraders(report, output):
 def test_the_per_cell_verdicts_are_nbgraders_determine_grade_on_the_executed_cells(mixed):
     report, output = mixed
     assert_verdicts_are_nbgraders(report, output)
-    assert (report.score, report.max_score) == (5, 12)
+    assert (report.score, report.max_score) == (4, 15)
 
 
 @pytest.mark.slow
 def test_a_complete_notebook_passes_with_exit_status_0(tmp_path):
     status, output, _ = check(solution_path(NB))
     assert status == 0, output
-    assert output.startswith(f"{NB}: 12 of 12 points")
+    assert output.startswith(f"{NB}: 15 of 15 points")
     assert output.rstrip().endswith("Everything passes.")
     assert all(exercise_line(output, e).lstrip().startswith("✔") for e in registry.exercises(NB))
 
@@ -276,7 +287,7 @@ def test_bad_files_do_not_stop_the_good_one_after_them(tmp_path):
     status, output, reports = check(tmp_path / "empty.ipynb", release_path(NB))
     assert status == 1
     assert f"✘ {tmp_path / 'empty.ipynb'}: the file is empty." in flat(output)
-    assert f"{NB}: 0 of 12 points" in output
+    assert f"{NB}: 0 of 15 points" in output
     assert all("not written yet" in exercise_line(output, e) for e in registry.exercises(NB))
 
 
