@@ -40,7 +40,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Any, Bool, Float, Integer, Unicode
 
 from autograder import registry
-from autograder.cells import cell_label, error_output, grade_id, has_error, is_test_cell
+from autograder.cells import cell_label, error_output, grade_id, has_error, is_test_cell, parse_source
 from autograder.results import PASSED, RESULTS_ENV, CheckResult
 from autograder.verdicts import INTEGRITY, KERNEL_DIED, NOT_GRADED, NOT_RUN, TIMEOUT_ERROR
 
@@ -186,7 +186,7 @@ class GuardTestCells(CollectRecords):
         value = self._silent_reply(f"__import__({GUARD!r}, fromlist=['_']).{call}")
         if value.get("status") != "ok":
             return [f"the grading guard could not run ({value.get('ename', 'no reply')}: {value.get('evalue', '')})"]
-        text = ast.literal_eval(value["data"]["text/plain"])
+        text = ast.literal_eval(parse_source(value["data"]["text/plain"], mode="eval"))
         return [] if text == "installed" else json.loads(text)
 
     def _silent_reply(self, expression: str) -> dict:
@@ -473,7 +473,7 @@ class CrossCheckRecords(NbGraderPreprocessor):
 def expected_checks(source: str) -> list[tuple[str, bool]]:
     """The ``check("exercise", ...)`` calls of a test cell: (exercise, hidden)."""
     try:
-        tree = ast.parse(source)
+        tree = parse_source(source)
     except SyntaxError:
         return []
     calls = []

@@ -254,8 +254,9 @@ class _Grader:
         return result
 
     def engine(self, student: str) -> Engine:
-        """How this class's notebooks run: in warm, memory-limited kernels, guarded, with output limits,
-        handing the bookkeeping lock back while the kernel runs."""
+        """How this class's notebooks run: in warm, memory-limited (and, unless --no-sandbox, confined)
+        kernels, guarded, with output limits, a new kernel after a dead one, handing the bookkeeping
+        lock back while the kernel runs."""
         scratch = self.scratch / "kernels" / student
         scratch.mkdir(parents=True, exist_ok=True)
         return Engine(timeout=self.timeout, kernel_name="", guard=True, limit_output=True, recover=True,

@@ -26,6 +26,8 @@ import ast
 
 from nbformat import NotebookNode
 
+from autograder.cells import parse_source
+
 PROTECTED = ("autograder", "builtins", "torch", "numpy", "math", "IPython", "ipykernel")
 KERNEL_HOOKS = {"register", "unregister", "set_custom_exc", "set_hook", "register_post_execute"}
 MUTATORS = {"clear", "pop", "popitem", "update", "setdefault", "append", "insert", "extend", "remove",
@@ -213,7 +215,7 @@ def scan_notebook(nb: NotebookNode, skip_ids: set[str] = frozenset()) -> list[st
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in skip_ids:
             continue
         try:
-            tree = ast.parse(_python(cell.get("source", "")))
+            tree = parse_source(_python(cell.get("source", "")))
         except SyntaxError:
             continue
         scanner = _Scanner(aliases)
@@ -225,7 +227,7 @@ def scan_notebook(nb: NotebookNode, skip_ids: set[str] = frozenset()) -> list[st
 def defined_names(source: str) -> set[str]:
     """Names a cell defines at its top level (functions, classes, assignments)."""
     try:
-        tree = ast.parse(_python(source))
+        tree = parse_source(_python(source))
     except SyntaxError:
         return set()
     names = set()
@@ -241,7 +243,7 @@ def defined_names(source: str) -> set[str]:
 def runs_unreadable_code(source: str) -> list[str]:
     """The scan's findings of code built at run time (exec / eval / compile of what it cannot read)."""
     try:
-        tree = ast.parse(_python(source))
+        tree = parse_source(_python(source))
     except SyntaxError:
         return []
     scanner = _Scanner({})
