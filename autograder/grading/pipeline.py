@@ -43,6 +43,7 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
+from autograder import registry
 from autograder.cells import grade_ids, test_cell_ids
 from autograder.execute import Engine
 from autograder.grading import nbgrader_steps, report as reporting
@@ -180,6 +181,11 @@ class _Grader:
         self.release = nbformat.read(released, as_version=4)
         self.source_ids = set(grade_ids(self.source))
         self.test_ids = set(test_cell_ids(self.source))
+        # Every check module is imported now, before the grading threads start (verdicts look up
+        # exercises across the course): an import in a thread parses with ast under pytest's assertion
+        # rewriting, which can race with another thread's parse (see cells.parse_source).
+        for exercise in registry.exercises(self.assignment):
+            registry.checks_of(exercise)
         self.hidden = nbgrader_steps.hidden_lines(self.source, self.release)
         self.feedback = nbgrader_steps.Feedback(self.course, self.assignment)
 
