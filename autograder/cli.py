@@ -99,7 +99,7 @@ def _grade(args: argparse.Namespace) -> int:
             assignment=args.assignment, submissions=Path(args.submissions), course=Path(args.course),
             jobs=args.jobs, student=args.student, force=args.force, timeout=args.timeout,
             memory_limit=parse_size(args.memory_limit), out=Path(args.out) if args.out else None,
-            progress=not args.no_progress, warm_kernels=not args.cold_kernels,
+            progress=not args.no_progress, warm_kernels=not args.cold_kernels, sandbox=not args.no_sandbox,
         )
     except ValueError as error:
         print(f"autograder grade: --memory-limit: {error}", file=sys.stderr)
@@ -192,6 +192,10 @@ def _add_instructor_commands(commands) -> None:
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade.add_argument("--cold-kernels", action="store_true",
                        help="start every kernel from scratch instead of forking a warm one (slower; for comparison)")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run student code unconfined, with your rights (only where bwrap cannot run; "
+                            "the report says so). By default every kernel is confined with bubblewrap: "
+                            "read-only system, no network, its own processes, only its working copy writable")
     grade.set_defaults(run=_grade)
 
     sample = commands.add_parser("sample-class", help="write a synthetic class of submissions (demos, tests, benchmarks)")

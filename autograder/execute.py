@@ -135,13 +135,15 @@ def prepare(path: str | os.PathLike, source: str | os.PathLike | None = None,
 @dataclass
 class Engine:
     """How a notebook runs. A learner's check runs it in a fresh kernel; grading adds a warm, confined
-    kernel (``kernels``), the guard and the output limits, and hands the bookkeeping lock over
-    (``while_running``). Each field is a trait of :class:`~autograder.preprocessors.RunCells`."""
+    kernel (``kernels``), the guard and the output limits, a new kernel after a dead one (``recover``),
+    and hands the bookkeeping lock over (``while_running``). Each field is a trait of
+    :class:`~autograder.preprocessors.RunCells`."""
 
     timeout: int = DEFAULT_CELL_TIMEOUT
     kernel_name: str = "python3"
     guard: bool = False
     limit_output: bool = False
+    recover: bool = False
     kernels: type | None = None
     fallback_kernels: type | None = None
     while_running: object = None
@@ -154,7 +156,7 @@ class Engine:
         config.Execute.timeout = self.timeout
         config.Execute.interrupt_on_timeout = True
         settings = config.RunCells
-        for name in ("kernel_name", "guard", "limit_output", "kernels", "fallback_kernels", "while_running",
+        for name in ("kernel_name", "guard", "limit_output", "recover", "kernels", "fallback_kernels", "while_running",
                      "scratch", "extra_arguments"):
             value = getattr(self, name)
             if value not in (None, ""):

@@ -6,7 +6,9 @@ own autograde pipeline in place of its ``Execute``. Each is configured with
 traitlets, like nbgrader's own steps (``c.RunCells.guard = True``)::
 
     RunCells            nbgrader's Execute (timeouts, interrupts, error outputs are nbclient's),
-      GuardTestCells      + before each test cell, put back what the checks rely on
+                          + after a dead kernel, a new one and the rest of the notebook (``recover``)
+      GuardTestCells      + before each test cell, put back what the checks rely on; after each
+                            cell, what the kernel's audit hook refused costs that test its points
       CollectRecords      + after each cell, read what its checks recorded
       LimitStreamOutput   + drop a flood of printed output as it arrives
     MarkStoppedCells    after a dead or stuck kernel: an error in every test cell that never ran
@@ -38,7 +40,7 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Any, Bool, Float, Integer, Unicode
 
 from autograder import registry
-from autograder.cells import cell_label, error_output, grade_id, has_error, is_test_cell
+from autograder.cells import cell_label, error_output, grade_id, has_error, is_test_cell, parse_source
 from autograder.results import PASSED, RESULTS_ENV, CheckResult
 from autograder.verdicts import INTEGRITY, KERNEL_DIED, NOT_GRADED, NOT_RUN, TIMEOUT_ERROR
 
@@ -65,7 +67,8 @@ class RunLog:
     stop: Stop | None = None
     guard: dict[str, list[str]] = field(default_factory=dict)  # what the guard put back, by test cell grade id
     truncated: dict[int, int] = field(default_factory=dict)  # cell index -> printed characters dropped
-    integrity: list[str] = field(default_factory=list)  # test cells whose records do not add up
+    integrity: list[str] = field(default_factory=list)  # test cells whose records do not add up, or that were tampered with
+    blocked: list[str] = field(default_factory=list)  # what the kernel's audit hook refused outside test cells (flagged)
     seconds: float = 0.0  # wall time of the kernel run
 
 
@@ -78,6 +81,10 @@ def run_log(resources) -> RunLog:
 
 class _KernelStuck(Exception):
     """An interrupted cell went on running: every later cell would only wait out its own time limit."""
+
+
+# How a run can end early: a dead kernel, a stuck or timed-out cell, a kernel that stops answering.
+RUN_FAILURES = (DeadKernelError, _KernelStuck, CellTimeoutError, RuntimeError, Empty)
 
 
 class CollectRecords(Execute):
@@ -130,7 +137,9 @@ class CollectRecords(Execute):
 
 class GuardTestCells(CollectRecords):
     """Before each test cell, the guard (:mod:`autograder.grading.guard`) puts back what the checks rely
-    on, and points the checks' results at a file named by a fresh nonce, which the notebook never sees."""
+    on, and points the checks' results at a file named by a fresh nonce, which the notebook never sees.
+    The guard also starts an audit hook in the kernel, which only the grader can ask (it holds a fresh
+    token) what it refused while each cell ran; :mod:`autograder.grading.recovery` scores that."""
 
     guard = Bool(False, help="Guard each test cell: put back the autograder's functions, the registry and "
                              "the torch functions the checks use before it runs, and read its results from "
@@ -160,7 +169,10 @@ class GuardTestCells(CollectRecords):
         if self.guard and cell.cell_type == "code" and cell.source.strip():
             if not self._installed:
                 self._installed = True
-                self._call_guard(f"install({str(self._results)!r})")
+                results_dir = getattr(self.km, "results_dir", None)
+                if results_dir:  # a confined kernel may write only in its own folder
+                    self._results = Path(results_dir) / self._results.name
+                self._call_guard(f"install({str(self._results)!r}, {self._token!r})")
             if is_test_cell(cell):
                 nonce = secrets.token_hex(8)
                 self._nonces[index] = nonce
@@ -171,13 +183,15 @@ class GuardTestCells(CollectRecords):
 
     def _call_guard(self, call: str) -> list[str]:
         """Evaluate a call of the guard in the kernel, as a user expression (no transformer sees it)."""
-        expression = f"__import__({GUARD!r}, fromlist=['_']).{call}"
-        reply = run_sync(self._async_silent)(expression)
-        value = reply.get("user_expressions", {}).get("guard", {})
+        value = self._silent_reply(f"__import__({GUARD!r}, fromlist=['_']).{call}")
         if value.get("status") != "ok":
             return [f"the grading guard could not run ({value.get('ename', 'no reply')}: {value.get('evalue', '')})"]
-        text = ast.literal_eval(value["data"]["text/plain"])
+        text = ast.literal_eval(parse_source(value["data"]["text/plain"], mode="eval"))
         return [] if text == "installed" else json.loads(text)
+
+    def _silent_reply(self, expression: str) -> dict:
+        """The kernel's answer to ``expression`` evaluated as a user expression (status, data or error)."""
+        return run_sync(self._async_silent)(expression).get("user_expressions", {}).get("guard", {})
 
     async def _async_silent(self, expression: str, timeout: float = 30) -> dict:
         msg_id = await ensure_async(self.kc.execute("", silent=True, store_history=False, allow_stdin=False,
@@ -252,6 +266,11 @@ class RunCells(GuardTestCells, LimitStreamOutput):
                                                     "once.").tag(config=True)
     interrupt_grace = Float(10, help="Seconds an interrupted cell may take to stop before its kernel is "
                                      "shut down and the run ends there.").tag(config=True)
+    recover = Bool(False, help="When the kernel dies (os._exit, a segfault), start a new one, run the code "
+                               "cells before the fatal one again for their state (test cells are not run "
+                               "again), skip the fatal cell and go on; the exercise it defines scores zero. "
+                               "Otherwise every test after it scores zero. For grading.").tag(config=True)
+    max_restarts = Integer(3, help="How many dead kernels one run recovers from (with `recover`).").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         resources = resources if resources is not None else {}
@@ -261,6 +280,12 @@ class RunCells(GuardTestCells, LimitStreamOutput):
             log.stop = Stop(-1, reason, None, (NOT_GRADED, reason))
             return nb, resources
         self._log, self._running, self._installed, self._nonces, self._kernel = log, None, False, {}, None
+        self._token = secrets.token_hex(16)  # only the grader and the kernel's audit hook know it
+        self._replay = None
+        if self.guard:
+            from autograder.grading import recovery  # grading only (not in the student pack)
+
+            recovery.start(self, nb)
         self.shutdown_kernel = "immediate"  # every output is in; a graceful shutdown only costs time
         self.error_on_timeout = {
             "ename": TIMEOUT_ERROR, "traceback": [],
@@ -276,6 +301,10 @@ class RunCells(GuardTestCells, LimitStreamOutput):
                     nb, resources = self._execute(nb, resources, km)
             finally:
                 log.seconds += monotonic() - started
+        if self.guard:
+            from autograder.grading import recovery
+
+            recovery.finish(self, nb)
         return nb, resources
 
     def _execute(self, nb, resources, km):
@@ -283,16 +312,40 @@ class RunCells(GuardTestCells, LimitStreamOutput):
         failure: BaseException | None = None
         try:
             return super().preprocess(nb, resources, km)
-        except (_KernelStuck, DeadKernelError, CellTimeoutError, RuntimeError, Empty) as first:
+        except RUN_FAILURES as first:
             failure = first
+        if self.recover and isinstance(failure, DeadKernelError) and self._running is not None:
+            from autograder.grading import recovery
+
+            nb, resources, failure = recovery.resume(self, resources, km, failure)
+            if failure is None:
+                return nb, resources
         if self._running is None and self.fallback_kernels is not None:
             self.kernel_manager_class, self.fallback_kernels = self.fallback_kernels, None
             try:
                 return super().preprocess(nb, resources, km)
-            except (_KernelStuck, DeadKernelError, CellTimeoutError, RuntimeError, Empty) as again:
+            except RUN_FAILURES as again:
                 failure = again
         self._log.stop = self._stopped(self.nb, failure)
         return self.nb, self.resources
+
+    def preprocess_cell(self, cell, resources, index):
+        mode = None
+        if self._replay is not None:
+            from autograder.grading import recovery
+
+            mode = recovery.replaying(self, cell, index)
+            if mode == "skip":
+                return cell, resources
+        kept = (cell.get("outputs"), cell.get("execution_count"))
+        result = super().preprocess_cell(cell, resources, index)
+        if self.guard:
+            from autograder.grading import recovery
+
+            recovery.after_cell(self, cell, index, mode)
+        if mode == "quiet" and cell.cell_type == "code":  # run again for its state: its first outputs stay
+            cell.outputs, cell.execution_count = kept
+        return result
 
     async def async_start_new_kernel(self, **kwargs):
         kwargs["env"] = {**(kwargs.get("env") or os.environ), **self._kernel_env()}
@@ -420,7 +473,7 @@ class CrossCheckRecords(NbGraderPreprocessor):
 def expected_checks(source: str) -> list[tuple[str, bool]]:
     """The ``check("exercise", ...)`` calls of a test cell: (exercise, hidden)."""
     try:
-        tree = ast.parse(source)
+        tree = parse_source(source)
     except SyntaxError:
         return []
     calls = []

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import traceback
+import types
 import warnings
 from pathlib import Path
 
@@ -47,6 +48,13 @@ def run_checks(exercise: str, namespace: dict, inputs: dict | None = None, hidde
     or seeds); a check only receives the inputs it declares.
     """
     _verify()
+    # The learner's code runs inside the checks: the runner and the checks go on with private copies
+    # of their modules' globals, so that replacing, say, a check module's `expect` (through
+    # sys.modules, and putting it back later) changes nothing they use.
+    return _private(_run_checks)(exercise, namespace, inputs, hidden)
+
+
+def _run_checks(exercise: str, namespace: dict, inputs: dict | None, hidden: bool) -> list[CheckResult]:
     inputs = inputs or {}
     checks = [check for check in registry.checks_of(exercise) if hidden or not check.instructor]
     if not checks:  # every exercise has checks: an empty list was emptied by someone
@@ -70,6 +78,37 @@ def run_checks(exercise: str, namespace: dict, inputs: dict | None = None, hidde
     return results
 
 
+def _private(func):
+    """``func`` with private copies of the globals of every autograder function it reaches through
+    its globals (made now, for one call)."""
+    copies: dict[int, dict] = {}
+
+    def rebind(function):
+        namespace = function.__globals__
+        if id(namespace) not in copies:
+            copy = copies[id(namespace)] = dict(namespace)
+            for name, value in namespace.items():
+                if isinstance(value, types.FunctionType) and _is_own(value):
+                    copy[name] = rebind(value)
+        fresh = types.FunctionType(function.__code__, copies[id(namespace)], function.__name__,
+                                   function.__defaults__, function.__closure__)
+        fresh.__kwdefaults__ = function.__kwdefaults__
+        fresh.__dict__.update(function.__dict__)
+        return fresh
+
+    return rebind(func)
+
+
+def _is_own(function) -> bool:
+    code = function.__code__
+    if code not in _OWN_CODE:
+        _OWN_CODE[code] = str(Path(code.co_filename).resolve()).startswith(_PACKAGE_DIR)
+    return _OWN_CODE[code]
+
+
+_OWN_CODE: dict = {}  # code object -> whether it is the autograder's
+
+
 def _run_one(check: registry.Check, namespace: dict, hidden: bool, inputs: dict) -> CheckResult:
     missing = [name for name in check.needs if name not in namespace]
     if missing:
@@ -85,7 +124,7 @@ def _run_one(check: registry.Check, namespace: dict, hidden: bool, inputs: dict)
     with _isolated_session(), warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
         warnings.simplefilter("always")
         try:
-            check.func(**args, **inputs)
+            _private(check.func)(**args, **inputs)
         except CheckFailure as failure:
             outcome = (FAILED, failure.message, failure.code)
         except NotImplementedError as exc:
@@ -189,8 +228,8 @@ def _code_of(func) -> object:
 # (Replacing _verify itself beforehand is undone by `autograder grade`'s guard, which re-imports
 # the package before each test cell when anything in it changed.)
 _OWN = {name: _code_of(globals()[name]) for name in (
-    "run_checks", "_run_one", "_result", "_record", "_notes", "_describe_exception", "_describe_unfinished",
-    "_learner_frame", "_isolated_session")}
+    "run_checks", "_run_checks", "_private", "_is_own", "_run_one", "_result", "_record", "_notes",
+    "_describe_exception", "_describe_unfinished", "_learner_frame", "_isolated_session")}
 _OWN_REGISTRY = {name: _code_of(getattr(registry, name)) for name in ("checks_of", "_load_all")}
 
 

@@ -11,7 +11,8 @@ each in its own throwaway copy of the course under build/bench-grade/.
 - nbgrader: `nbgrader autograde ASSIGNMENT` once for the whole class (one app
   start, then one kernel per notebook, one after the other), then
   `nbgrader generate_feedback` and `nbgrader export`: the same outputs.
-- ours: `autograder grade ASSIGNMENT --jobs N`, which does all of that.
+- ours: `autograder grade ASSIGNMENT --jobs N`, which does all of that, every kernel confined with
+  bubblewrap; and the same with `--no-sandbox` in a third copy, to show what confinement costs.
 
 The scores of every test cell in the two gradebooks must be identical, or the
 benchmark fails. It prints both times, the throughput ratio, and the load
@@ -83,6 +84,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.1f}")
 
     ours = make_course(work / "ours")
+    unconfined = make_course(work / "ours-unconfined")
     theirs = make_course(work / "nbgrader")
     students = write_class(ROOT, args.assignment, work / "class", size=args.size, kinds=REALISTIC, layout="nbgrader")
     shutil.copytree(work / "class", theirs / "submitted")
@@ -106,9 +108,18 @@ def main() -> int:
     grade = [autograder, "grade", args.assignment, "--course", str(ours), "--submissions", str(work / "class"),
              "--no-progress"]
     timings["ours"] = run([*grade, "--jobs", str(args.jobs)], ours)
-    print(f"autograder grade --jobs {args.jobs} (autograde + feedback + export): {timings['ours']:.1f} s")
+    print(f"autograder grade --jobs {args.jobs} (autograde + feedback + export), confined: {timings['ours']:.1f} s")
+    loose = [autograder, "grade", args.assignment, "--course", str(unconfined), "--submissions",
+             str(work / "class"), "--no-progress", "--no-sandbox", "--jobs", str(args.jobs)]
+    timings["unconfined"] = run(loose, unconfined)
+    cost = timings["ours"] - timings["unconfined"]
+    print(f"the same with --no-sandbox: {timings['unconfined']:.1f} s; confinement costs {cost:+.1f} s "
+          f"({cost / timings['unconfined'] * 100:+.0f}%)")
 
     mine, reference = cell_scores(ours, args.assignment), cell_scores(theirs, args.assignment)
+    if cell_scores(unconfined, args.assignment) != mine:
+        print("FAIL: the confined and the unconfined run gave different cell scores")
+        return 1
     differ = sorted(key for key in set(mine) | set(reference) if mine.get(key) != reference.get(key))
     if differ:
         for key in differ[:20]:

@@ -33,10 +33,11 @@ EXPECTED = {
     "syntax_error": 9, "deleted_test_cell": 9,
     "endless_loop": 19, "memory_bomb": 19, "flood_output": 19,  # stopped in an ungraded cell; nothing else lost
     "stubborn_loop": 3,  # runs after init_params' tests; its kernel is shut down, later tests score zero
-    "os_exit": 6, "segfault": 6,  # the kernel dies after forward's tests
+    # the kernel dies in a cell of no exercise, after forward's tests: a new kernel grades the rest
+    "os_exit": 19, "segfault": 19,
     "renamed": 19, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
     "deleted_exercise": 9,  # init_params (3), and train_manual (4) and fit_raw_measurements (3), which need it
-    "kill_parent": 19,  # kills the kernels' fork server: a new one serves the next kernels, nothing is lost
+    "kill_parent": 19,  # kills its sandbox's fork server, and so its kernel: a new one grades the rest
     "tamper_check": 0, "tamper_registry": 0, "tamper_traceback": 0,  # blank work that tries to pass anyway
     "tamper_torch": 9, "always_equal": 9,  # the same as the honest mistakes underneath
 }

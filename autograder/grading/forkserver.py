@@ -15,7 +15,9 @@ no sockets, no display hooks): the caller passes the list.
 Protocol: length-prefixed JSON over a Unix socket pair. ``spawn`` replies with
 the child's pid and passes a pidfd for it (so the grader can watch a process
 that is not its own child); ``status`` reports an exit status once the child
-has ended (the server reaps its children).
+has ended (the server reaps its children); ``reset`` (in a sandbox, see
+:mod:`.sandbox`) ends every other process of the sandbox and empties its
+``/tmp`` before the next submission's kernel.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import traceback
 
 _HEADER = struct.Struct("!I")
@@ -67,7 +70,7 @@ def recv_message(sock: socket.socket) -> tuple[dict | None, list[int]]:
 # --- the server -----------------------------------------------------------------
 
 
-def serve(sock: socket.socket, preload: list[str]) -> None:
+def serve(sock: socket.socket, preload: list[str], confined: bool = False) -> None:
     # `python -m` put the server's working directory first on sys.path; a kernel never has it there
     # (ipykernel_launcher removes it and IPython adds '' instead).
     if sys.path and sys.path[0] in ("", os.getcwd()):
@@ -75,12 +78,16 @@ def serve(sock: socket.socket, preload: list[str]) -> None:
     # What ipykernel sets before any user code runs; matplotlib reads it when imported.
     if not os.environ.get("MPLBACKEND"):
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    if confined:
+        _fresh_tmp()
     for name in preload:
         try:
             importlib.import_module(name)
         except Exception:  # a module that fails here is simply imported by the notebook itself
             pass
     statuses: dict[int, int] = {}
+    if confined:
+        _undumpable()
     send_message(sock, {"ready": True, "pid": os.getpid()})
     while True:
         _reap(statuses)
@@ -100,6 +107,76 @@ def serve(sock: socket.socket, preload: list[str]) -> None:
         elif message["op"] == "status":
             _reap(statuses)
             send_message(sock, {"returncode": statuses.get(message["pid"])})
+        elif message["op"] == "reset" and confined:
+            _end_the_others(statuses)
+            _fresh_tmp()
+            send_message(sock, {"reset": True})
+
+
+def _undumpable() -> None:
+    """No process of the sandbox may ptrace this one or write its memory (what it would change
+    here, every later kernel would inherit)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
+
+
+def _end_the_others(statuses: dict[int, int]) -> None:
+    """SIGKILL every process of this PID namespace but its init (pid 1) and this server, until none is
+    left (a process that forks while being killed is caught by the next round)."""
+    me = os.getpid()
+    for _ in range(200):
+        alive = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in (1, me):
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as stat:
+                    if stat.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                        continue  # ended, waiting to be reaped
+                os.kill(int(name), signal.SIGKILL)
+                alive.append(name)
+            except (OSError, IndexError):
+                pass
+        _reap(statuses)
+        if not alive:
+            return
+        time.sleep(0.005)
+
+
+def _fresh_tmp() -> None:
+    """An empty /tmp and /dev/shm, but for a copy of the instructor's matplotlib font list (read-only in the sandbox),
+    so that no kernel rebuilds it and none finds what an earlier one left."""
+    empty_folder("/tmp")
+    empty_folder("/dev/shm")
+    cache = os.environ.get("AUTOGRADER_MPL_CACHE")
+    if cache and os.path.isdir(cache):
+        import shutil
+
+        os.makedirs("/tmp/matplotlib", exist_ok=True)
+        for name in os.listdir(cache):
+            if name.endswith(".json"):
+                try:
+                    shutil.copy(os.path.join(cache, name), "/tmp/matplotlib")
+                except OSError:
+                    pass
+
+
+def empty_folder(folder: str) -> None:
+    """Remove everything in ``folder`` that can be removed."""
+    import shutil
+
+    for entry in os.scandir(folder):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
 
 
 def _reap(statuses: dict[int, int]) -> None:
@@ -197,8 +274,11 @@ class ForkServerError(RuntimeError):
 class ForkServer:
     """Start the server process and ask it for kernels; safe to share between threads."""
 
-    def __init__(self, preload: list[str], env: dict[str, str] | None = None):
-        self._preload, self._env = preload, env
+    def __init__(self, preload: list[str], env: dict[str, str] | None = None, wrap: list[str] | None = None,
+                 cwd: str | None = None):
+        """``wrap``: a command line that confines the server (see :mod:`.sandbox`), and ``cwd`` its folder."""
+        self._preload, self._env, self._wrap, self._cwd = preload, env, wrap, cwd
+        self.confined = bool(wrap)
         self._lock = threading.Lock()
         self.restarts = 0
         self._start()
@@ -209,8 +289,9 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.grading.forkserver", str(theirs.fileno()), json.dumps(self._preload)],
-            pass_fds=[theirs.fileno()], env=self._env, stdin=subprocess.DEVNULL,
+            [*(self._wrap or []), sys.executable, "-m", "autograder.grading.forkserver", str(theirs.fileno()),
+             json.dumps(self._preload), "confined" if self.confined else ""],
+            pass_fds=[theirs.fileno()], env=self._env, stdin=subprocess.DEVNULL, cwd=self._cwd,
         )
         theirs.close()
         self._ready = False  # it imports for a few seconds: the grader goes on meanwhile
@@ -223,16 +304,15 @@ class ForkServer:
             self._ready = True
 
     def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, launcher: str,
-              memory_limit: int | None = None, threads: int | None = None, log_dir: str | None = None) -> tuple[int, int]:
-        """Fork a kernel; return its pid and a pidfd that becomes readable when it ends."""
+              memory_limit: int | None = None, threads: int | None = None, log_dir: str | None = None,
+              watch: bool = True) -> tuple[int, int]:
+        """Fork a kernel; return its pid (as the server sees it) and a pidfd that becomes readable when it
+        ends. ``watch``: the kernel ends when the grader does."""
         request = {"op": "spawn", "argv": argv, "env": env, "cwd": cwd, "launcher": launcher,
-                   "memory_limit": memory_limit, "threads": threads, "log_dir": log_dir, "watch": os.getpid()}
+                   "memory_limit": memory_limit, "threads": threads, "log_dir": log_dir,
+                   "watch": os.getpid() if watch else None}
         with self._lock:
-            if self.process.poll() is not None and self.restarts < 3:
-                # a notebook killed it (its kernel's parent): start another, the other kernels run on
-                self._sock.close()
-                self.restarts += 1
-                self._start()
+            self._revive()
             self._wait_ready()
             if self.process.poll() is not None:
                 raise ForkServerError(f"the kernel fork server has exited (code {self.process.returncode})")
@@ -245,11 +325,42 @@ class ForkServer:
             raise ForkServerError("the kernel fork server did not answer")
         return reply["pid"], fds[0]
 
+    def _revive(self) -> None:
+        """A notebook killed the server (its kernel's parent): start another; the other kernels run on.
+        A confined server always comes back (its sandbox is that slot's only one)."""
+        if self.process.poll() is not None and (self.confined or self.restarts < 3):
+            self._sock.close()
+            self.restarts += 1
+            self._start()
+
+    def reset(self, timeout: float = 30) -> None:
+        """End whatever the previous kernel of this sandbox left running and empty its /tmp; a server
+        that does not answer (a kernel stopped it) is replaced, with its whole sandbox."""
+        with self._lock:
+            for _ in range(2):
+                self._revive()
+                try:
+                    self._wait_ready()
+                    send_message(self._sock, {"op": "reset"})
+                    if select.select([self._sock], [], [], timeout)[0]:
+                        reply, _ = recv_message(self._sock)
+                        if reply and reply.get("reset"):
+                            return
+                except (OSError, ForkServerError, ValueError):
+                    pass
+                self.process.kill()  # its sandbox (PID namespace) ends with it
+                self.process.wait()
+            raise ForkServerError("the confined kernel server did not start again")
+
     def returncode(self, pid: int) -> int | None:
         with self._lock:
             self._wait_ready()
             try:
                 send_message(self._sock, {"op": "status", "pid": pid})
+                if self.confined and not select.select([self._sock], [], [], 10)[0]:
+                    # a kernel stopped its server (SIGSTOP): end that sandbox; the next kernel gets a new one
+                    self.process.kill()
+                    return None
                 reply, _ = recv_message(self._sock)
             except OSError:
                 return None
@@ -266,4 +377,4 @@ class ForkServer:
 
 
 if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])), json.loads(sys.argv[2]))
+    serve(socket.socket(fileno=int(sys.argv[1])), json.loads(sys.argv[2]), sys.argv[3:4] == ["confined"])

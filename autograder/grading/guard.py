@@ -12,10 +12,24 @@ which no input or AST transformer of the learner's can rewrite).
 The results of the cell's checks go to a file whose name holds a fresh random
 nonce, so results written before the cell (or by a guess) are not counted.
 
-This raises the bar; it is not a sandbox. Code that the checks themselves call
-(the learner's functions) runs in the same process and could still interfere
-while a check runs: the static scan in :mod:`autograder.grading.tamper` and the
-grader's cross-check of every passing test cell are there for that.
+While the learner's code runs, an audit hook (:func:`sys.addaudithook`: no
+Python code can remove it, and it keeps its state in a closure no name leads
+to) refuses, when the learner's own code asks, what reaches the running checks
+or builds code the scan cannot read: frames (``sys._getframe``, a traceback's
+``tb_frame``, a generator's frame, other threads' frames), ``gc``'s object
+lists, tracing and profiling hooks, ``compile`` / ``exec`` / ``eval`` of
+strings, ``marshal``, new code objects, ``ctypes``, other audit hooks, and
+opening the results file. Each refusal is remembered for the grader, which
+asks for them after every cell (:func:`report`). When the checks write their
+results, the same hook first verifies that nothing of the autograder, of the
+namespaces the checks use, or of the running threads was changed; if anything
+was, the results are not written and the test cell scores zero.
+
+The checks are also called with private copies of their modules' globals
+(:mod:`autograder.runner`), so replacing ``expect`` or ``fail`` in a check
+module while a check runs changes nothing that check sees. The kernel itself
+is confined (:mod:`.sandbox`): the solutions and other submissions are not
+there to read.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ import builtins
 import json
 import os
 import sys
+import threading
 import types
 
 GUARD_MODULE = __name__
@@ -73,6 +88,43 @@ def _autograder_snapshot() -> dict:
     modules = {name: (module, dict(vars(module)), _functions_of(module))
                for name, module in list(sys.modules.items()) if _own(name) and module is not None}
     return {"modules": modules, "checks": checks}
+
+
+def _restore_autograder(snapshot: dict) -> None:
+    """Put every module, name, function body and registered check of the autograder back as in
+    ``snapshot`` (in place: the objects the audit hook compares with stay the ones in use)."""
+    for name, (module, namespace, functions) in snapshot["modules"].items():
+        sys.modules[name] = module
+        current = vars(module)
+        for key, value in namespace.items():
+            if current.get(key, _MISSING) is not value:
+                current[key] = value
+        for key in list(current.keys() - namespace.keys()):
+            if not key.startswith("__") and not isinstance(current[key], types.ModuleType):
+                del current[key]
+        for key, entry in functions.items():
+            if isinstance(entry[0], type):
+                cls, attributes = entry
+                for attr in set(vars(cls)) - set(attributes):
+                    try:
+                        delattr(cls, attr)
+                    except (AttributeError, TypeError):
+                        pass
+                for attr, value in attributes.items():
+                    if vars(cls).get(attr, _MISSING) is not value:
+                        try:
+                            setattr(cls, attr, value)
+                        except (AttributeError, TypeError):
+                            pass
+            else:
+                function = entry[0]
+                function.__code__, function.__defaults__, function.__kwdefaults__ = entry[1:]
+    registry = sys.modules.get("autograder.registry")
+    if registry is not None:
+        for notebook, (group, by_exercise) in snapshot["checks"].items():
+            registry._NOTEBOOKS[notebook] = group
+            group.by_exercise.clear()
+            group.by_exercise.update({ex: list(items) for ex, items in by_exercise.items()})
 
 
 def _autograder_changes(snapshot: dict) -> list[str]:
@@ -153,11 +205,15 @@ def _method_identity(obj, name):
     return getattr(value, "__func__", value)
 
 
-def install(results: str) -> str:
-    """Remember how things are before any of the learner's code runs."""
+def install(results: str, token: str = "") -> str:
+    """Remember how things are before any of the learner's code runs; with ``token`` (once per
+    kernel), start the audit hook, which answers :func:`report` calls that carry the token."""
     global _state
     shell = _shell()
     kernel = getattr(shell, "kernel", None)
+    if token and _state is None:
+        sys.addaudithook(_audit_hook(token, results, _autograder_snapshot(),
+                                     [(label, space, dict(vars(space))) for label, space in _namespaces()]))
     _state = {
         "results": results,
         "namespaces": [(label, space, dict(vars(space))) for label, space in _namespaces()],
@@ -199,11 +255,7 @@ def before_test_cell(nonce: str) -> str:
     changes = _autograder_changes(state["autograder"])
     if changes:
         found.extend(changes)
-        for name in [name for name in sys.modules if _own(name)]:
-            del sys.modules[name]
-        import autograder  # noqa: F401  (a fresh copy from disk, for the test cell's own import)
-
-        state["autograder"] = _autograder_snapshot()
+        _restore_autograder(state["autograder"])
     shell = state["shell"]
     if shell is not None:
         for name, original in state["shell_methods"].items():
@@ -233,3 +285,145 @@ def before_test_cell(nonce: str) -> str:
         sys.excepthook = state["excepthook"]
     os.environ[RESULTS_ENV] = f"{state['results']}.{nonce}.jsonl"
     return json.dumps(found)
+
+
+# --- the audit hook -------------------------------------------------------------------
+
+REPORT_EVENT = "autograder.guard.report"
+# Audit events the learner's own code may not raise while it is graded, and what each means.
+_REFUSED = {
+    "sys._getframe": "reached a running frame (sys._getframe)",
+    "sys._current_frames": "reached other threads' frames (sys._current_frames)",
+    "gc.get_objects": "searched the interpreter's objects (gc.get_objects)",
+    "gc.get_referrers": "searched the interpreter's objects (gc.get_referrers)",
+    "gc.get_referents": "searched the interpreter's objects (gc.get_referents)",
+    "sys.settrace": "installed a tracing hook (sys.settrace)",
+    "sys.setprofile": "installed a profiling hook (sys.setprofile)",
+    "sys.addaudithook": "installed an audit hook",
+    "compile": "built code at run time (compile, exec or eval of a string, which the scan cannot read)",
+    "marshal.loads": "loaded code at run time (marshal)",
+    "code.__new__": "built a code object at run time",
+    "object.__setattr__": "changed a function's code or an interpreter object's internals",
+    "object.__delattr__": "changed a function's code or an interpreter object's internals",
+}
+RUNTIME_CODE = ("compile", "marshal.loads", "code.__new__")
+_FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"}
+_PER_REQUEST = {"input", "raw_input", "exit", "quit", "getpass"}  # ipykernel sets these for each request
+
+
+class GuardReport(Exception):
+    """Carries the hook's findings to the grader (as the error of a user expression)."""
+
+
+class GradingGuardError(RuntimeError):
+    """What the learner's code gets for an operation the guard refuses."""
+
+
+def report(token: str) -> None:
+    """Ask the audit hook for what it refused or found since the last report: it raises
+    :class:`GuardReport` with them as JSON. (If anything else happens, the hook was not reached.)"""
+    sys.audit(REPORT_EVENT, token)
+
+
+def _audit_hook(token: str, results: str, pristine: dict, namespaces: list):
+    """The hook, with everything it needs in its closure (nothing the learner's code can name)."""
+    results_folder = os.path.dirname(os.path.abspath(results))
+    library = os.path.dirname(os.path.abspath(__file__))
+    # Library code that hands frames (or ctypes' powers) straight back to its caller: whoever called it
+    # is who asked. (traceback's formatting reads frames and gives back text: that is allowed.)
+    stdlib = os.path.dirname(os.__file__)
+    thin = tuple(os.path.join(stdlib, name) for name in ("inspect.py", "ctypes"))
+    traceback_file, frame_walkers = os.path.join(stdlib, "traceback.py"), ("walk_tb", "walk_stack")
+    try:
+        from ipykernel.compiler import get_tmp_directory
+
+        cells = get_tmp_directory()
+    except Exception:
+        cells = "/tmp/ipykernel_"
+    working = os.getcwd()
+    found: list[str] = []
+    local = threading.local()
+    getframe, current_frames, get_ident = sys._getframe, sys._current_frames, threading.get_ident
+
+    def learners(filename: str) -> bool:
+        return (filename.startswith(cells) or filename.startswith(working + os.sep)
+                or (filename.startswith("<") and not filename.startswith("<frozen")))
+
+    def caller_is_learner() -> bool:
+        frame = getframe(3)  # 0 here, 1 check, 2 hook, 3 whoever raised the event
+        while frame is not None and (frame.f_code.co_filename.startswith(thin) or (
+                frame.f_code.co_filename == traceback_file and frame.f_code.co_name in frame_walkers)):
+            frame = frame.f_back
+        return frame is not None and learners(frame.f_code.co_filename)
+
+    def learner_threads() -> list[str]:
+        me, busy = get_ident(), []
+        for ident, frame in current_frames().items():
+            while ident != me and frame is not None:
+                if learners(frame.f_code.co_filename):
+                    busy.append(f"a thread the notebook started ({frame.f_code.co_name}) was running")
+                    break
+                frame = frame.f_back
+        return busy
+
+    def tampering() -> list[str]:
+        problems = _autograder_changes(pristine)
+        for label, space, original in namespaces:
+            current = vars(space)
+            for key, value in original.items():
+                if space is builtins and key in _PER_REQUEST:
+                    continue
+                now = current.get(key, _MISSING)
+                if now is not value and not _rewrapped_by_torch(now, value):
+                    problems.append(f"{label}.{key} was replaced")
+        return learner_threads() + problems
+
+    def check(event: str, args: tuple) -> None:
+        if event == REPORT_EVENT:
+            if args and args[0] == token:
+                text = json.dumps(found)
+                found.clear()
+                raise GuardReport(text)
+            return
+        if event == "open":
+            path = args[0] if args else None
+            if not isinstance(path, (str, bytes)):
+                return
+            path = os.path.abspath(os.fsdecode(path))
+            if not path.startswith(results_folder + os.sep):
+                return
+            if caller_is_learner():
+                found.append("opened the checks' results file")
+                raise GradingGuardError("the checks' results are not for the notebook to open")
+            if os.path.basename(path).startswith("results-"):
+                # the checks are about to record: what they relied on must be as it was. (Found, it
+                # costs the test its points through the report; raising here would show the hidden
+                # test's line in the traceback.)
+                found.extend(f"while the checks ran: {problem}" for problem in tampering())
+            return
+        if event == "object.__getattr__":
+            if len(args) > 1 and args[1] in _FRAME_ATTRIBUTES and caller_is_learner():
+                found.append(f"reached a running frame (.{args[1]})")
+                raise GradingGuardError(f"reaching frames (.{args[1]}) is not allowed while grading")
+            return
+        what = _REFUSED.get(event) or ("used ctypes, which can rewrite the interpreter's memory"
+                                       if event.startswith("ctypes.") else None)
+        if what and caller_is_learner():
+            found.append(what)
+            raise GradingGuardError(f"the grader does not allow this: the notebook {what}")
+
+    def hook(event: str, args: tuple) -> None:
+        if event not in _WATCHED and not event.startswith("ctypes."):
+            return
+        if getattr(local, "busy", False):  # the hook's own use of audited functions
+            return
+        local.busy = True
+        try:
+            check(event, args)
+        finally:
+            local.busy = False
+
+    return hook
+
+
+_WATCHED = frozenset({*_REFUSED, REPORT_EVENT, "open", "object.__getattr__"})

@@ -8,6 +8,13 @@ kernel. The handle it gets back behaves like ``subprocess.Popen`` for
 jupyter_client's local provisioner (poll, wait, signals, kill), so timeouts,
 interrupts, dead-kernel detection and shutdown all go through the usual code.
 Any kernel that is not a Python ipykernel launches the usual way.
+
+Confined (a :class:`~autograder.grading.sandbox.Pool` given): each grading
+thread's kernels come from its slot's sandboxed server, work in the slot's
+folder (a copy of nbgrader's working directory) and talk to the grader over
+Unix sockets in that folder (ZeroMQ's ``ipc`` transport), since the sandbox
+has a network of its own. The server's pids are those of its PID namespace:
+the grader finds the kernel's own pid from the pidfd it is sent.
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ class ForkedProcess:
 
     stdin = stdout = stderr = None
 
-    def __init__(self, server: ForkServer, pid: int, pidfd: int):
+    def __init__(self, server: ForkServer, pid: int, pidfd: int, key: int | None = None):
+        """``pid``: as the server sees it (to ask it for the exit status); ``key``: as the grader
+        sees it (to signal it, and for EXIT_CODES)."""
         self.server, self.pid, self._pidfd = server, pid, pidfd
+        self.key = pid if key is None else key
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -53,7 +63,7 @@ class ForkedProcess:
                         break
                     time.sleep(0.01)
                 self.returncode = code if code is not None else -1
-                EXIT_CODES[self.pid] = self.returncode
+                EXIT_CODES[self.key] = self.returncode
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -69,7 +79,7 @@ class ForkedProcess:
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:
             try:
-                os.kill(self.pid, signum)
+                os.kill(self.key, signum)
             except ProcessLookupError:
                 pass
 
@@ -88,8 +98,11 @@ class ForkProvisioner(LocalProvisioner):
     threads: int | None = None
     log_dir: str | None = None
     extra_env: dict | None = None
+    pool = None  # a sandbox.Pool: kernels are confined
 
     async def launch_kernel(self, cmd, **kwargs):
+        if self.pool is not None:
+            return self._launch_confined(cmd, **kwargs)
         if self.server is None or "ipykernel_launcher" not in cmd:
             kwargs["env"] = {**(kwargs.get("env") or os.environ), **(self.extra_env or {})}
             info = await super().launch_kernel(cmd, **kwargs)
@@ -114,21 +127,61 @@ class ForkProvisioner(LocalProvisioner):
         self.cwd = kwargs.get("cwd")
         return self.connection_info
 
+    def _launch_confined(self, cmd, **kwargs):
+        import ipykernel_launcher
+
+        from autograder.grading.sandbox import environment
+
+        if "ipykernel_launcher" not in cmd:
+            raise RuntimeError(f"only Python (ipykernel) notebooks can be graded confined; this one asks for {cmd[0]}")
+        server = self.pool.slot().server
+        argv = cmd[cmd.index("ipykernel_launcher") + 1:]
+        # no JPY_PARENT_PID and no watch: the grader's pid means nothing in the sandbox, whose
+        # processes all end with it (bwrap --die-with-parent)
+        pid, pidfd = server.spawn(argv=argv, env=environment(self.extra_env), cwd=str(kwargs["cwd"]),
+                                  launcher=ipykernel_launcher.__file__, memory_limit=self.memory_limit,
+                                  threads=self.threads, log_dir=None, watch=False)
+        self.process = ForkedProcess(server, pid, pidfd, key=_host_pid(pidfd))
+        self.pid = self.process.key
+        self.pgid = self.process.key  # the kernel called setsid(): its group, seen from here
+        self.cwd = kwargs.get("cwd")
+        return self.connection_info
+
+
+def _host_pid(pidfd: int) -> int:
+    """The pid, in the grader's PID namespace, of the process a pidfd refers to."""
+    with open(f"/proc/self/fdinfo/{pidfd}", encoding="ascii") as info:
+        for line in info:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    raise OSError("this kernel cannot tell the pid of a pidfd (Linux 5.10 or newer is needed)")
+
 
 def kernel_manager_class(server: ForkServer | None, memory_limit: int | None = None, threads: int | None = None,
-                         log_dir: str | None = None, extra_env: dict | None = None) -> type[AsyncKernelManager]:
+                         log_dir: str | None = None, extra_env: dict | None = None, pool=None) -> type[AsyncKernelManager]:
     """A kernel manager class whose Python kernels come from ``server`` (or start normally when it is None),
-    limited to ``memory_limit`` bytes of address space (RLIMIT_AS) and ``threads`` torch threads, with
-    ``extra_env`` added to their environment."""
+    or, confined, from the grading thread's slot of the sandbox ``pool``, limited to ``memory_limit`` bytes
+    of address space (RLIMIT_AS) and ``threads`` torch threads, with ``extra_env`` added to their environment."""
 
     class ForkKernelManager(AsyncKernelManager):
+        results_dir: str | None = None  # where the kernel may write its check results (confined: its folder)
+
         async def _async_pre_start_kernel(self, **kw):
             self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+            if pool is not None:
+                folder = pool.slot().prepare(kw.get("cwd"))
+                kw["cwd"] = folder
+                channel = os.path.join(folder, ".kernel")
+                os.makedirs(channel, exist_ok=True)
+                self.transport = "ipc"
+                self.connection_file = os.path.join(channel, f"k{uuid.uuid4().hex[:6]}.json")
+                self.ip = self.connection_file[:-5] + "-ipc"
+                self.results_dir = channel
             if self.provisioner is None:
                 provisioner = ForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
                 provisioner.server, provisioner.memory_limit = server, memory_limit
                 provisioner.threads, provisioner.log_dir = threads, log_dir
-                provisioner.extra_env = extra_env
+                provisioner.extra_env, provisioner.pool = extra_env, pool
                 self.provisioner = provisioner
             return await super()._async_pre_start_kernel(**kw)
 

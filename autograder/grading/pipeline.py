@@ -11,8 +11,9 @@
     report.*               grades.csv, exercises.csv, report.md/json   (report.py)
 
 Submissions are graded by ``jobs`` threads. Their kernels are separate
-processes forked from a warm server (:mod:`.forkserver`), so notebooks run in
-parallel; nbgrader's bookkeeping (the gradebook is one SQLite file) runs one
+processes forked from a warm server (:mod:`.forkserver`), each thread's server
+confined with bubblewrap (:mod:`.sandbox`; ``--no-sandbox``: one unconfined
+server), so notebooks run in parallel; nbgrader's bookkeeping (the gradebook is one SQLite file) runs one
 submission at a time under a lock, which the engine releases while a
 notebook runs (``Engine.while_running``). A submission whose grading goes wrong in any way is graded
 zero with the reason; the others never notice.
@@ -42,6 +43,7 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
+from autograder import registry
 from autograder.cells import grade_ids, test_cell_ids
 from autograder.execute import Engine
 from autograder.grading import nbgrader_steps, report as reporting
@@ -68,6 +70,7 @@ class Options:
     out: Path | None = None  # default: <course>/exports/<assignment>
     progress: bool = True
     warm_kernels: bool = True  # fork kernels from a warm server (False: start each one normally)
+    sandbox: bool = True  # confine every kernel with bwrap (sandbox.py); False: --no-sandbox
 
 
 @dataclass
@@ -164,10 +167,12 @@ class _Grader:
         self.lock = threading.Lock()
         self.timeout = course.config.Execute.get("timeout", 30)  # nbgrader's default when not configured
         self.source_fp = course.source_fingerprint(
-            self.assignment, {"timeout": self.timeout, "memory_limit": options.memory_limit})
+            self.assignment, {"timeout": self.timeout, "memory_limit": options.memory_limit,
+                              "sandbox": options.sandbox})
         self.states = States(out / "state")
-        self.server = None
+        self.server = self.pool = None
         self.kernel_manager_class = self.fallback_kernel_manager_class = None
+        self.confinement = "confined (bwrap)" if options.sandbox else "UNCONFINED (--no-sandbox)"
 
     # --- set-up -----------------------------------------------------------------
 
@@ -176,12 +181,26 @@ class _Grader:
         self.release = nbformat.read(released, as_version=4)
         self.source_ids = set(grade_ids(self.source))
         self.test_ids = set(test_cell_ids(self.source))
+        # Every check module is imported now, before the grading threads start (verdicts look up
+        # exercises across the course): an import in a thread parses with ast under pytest's assertion
+        # rewriting, which can race with another thread's parse (see cells.parse_source).
+        for exercise in registry.exercises(self.assignment):
+            registry.checks_of(exercise)
         self.hidden = nbgrader_steps.hidden_lines(self.source, self.release)
         self.feedback = nbgrader_steps.Feedback(self.course, self.assignment)
 
-    def start_kernels(self) -> None:
+    def start_kernels(self, workers: int = 1) -> None:
         from autograder.grading.kernels import kernel_manager_class
 
+        if self.options.sandbox:  # confined kernels: one sandboxed fork server per grading thread
+            from autograder.grading.sandbox import Pool
+
+            preload = _preload(self.source, self.assignment) if self.options.warm_kernels else []
+            self.pool = Pool(self.scratch / "slots", workers, preload)
+            self.kernel_manager_class = kernel_manager_class(
+                None, memory_limit=self.options.memory_limit, extra_env={"NBGRADER_EXECUTION": "autograde"},
+                pool=self.pool)
+            return
         server = None
         if self.options.warm_kernels and hasattr(os, "fork") and hasattr(os, "pidfd_open"):  # Linux
             from autograder.grading.forkserver import ForkServer
@@ -199,6 +218,8 @@ class _Grader:
     def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.pool is not None:
+            self.pool.close()
 
     # --- state --------------------------------------------------------------------
 
@@ -239,11 +260,12 @@ class _Grader:
         return result
 
     def engine(self, student: str) -> Engine:
-        """How this class's notebooks run: in warm, memory-limited kernels, guarded, with output limits,
-        handing the bookkeeping lock back while the kernel runs."""
+        """How this class's notebooks run: in warm, memory-limited (and, unless --no-sandbox, confined)
+        kernels, guarded, with output limits, a new kernel after a dead one, handing the bookkeeping
+        lock back while the kernel runs."""
         scratch = self.scratch / "kernels" / student
         scratch.mkdir(parents=True, exist_ok=True)
-        return Engine(timeout=self.timeout, kernel_name="", guard=True, limit_output=True,
+        return Engine(timeout=self.timeout, kernel_name="", guard=True, limit_output=True, recover=True,
                       kernels=self.kernel_manager_class, fallback_kernels=self.fallback_kernel_manager_class,
                       while_running=_released(self.lock), scratch=str(scratch), extra_arguments=[])
 
@@ -296,6 +318,7 @@ class _Grader:
         tamper = list(tamper)
         tamper.extend(f"before {gid} ran: {finding} (put back)" for gid, items in log.guard.items() for finding in items)
         tamper.extend(f"{item}; the cell scored zero" for item in log.integrity)
+        tamper.extend(log.blocked)  # what the kernel's audit hook refused outside test cells
         exercises = reporting.exercise_rows(self.assignment, student, cells, executed, log.records)
         status = "not graded" if collected.placeholder else "graded"
         return StudentResult(student, score, max_score, status, faults, notes, tamper, exercises, feedback_file)
@@ -417,6 +440,11 @@ def _grade_class(options: Options) -> ClassResult:
     from autograder.grading.course import CourseError
 
     root, out = options.course, options.out
+    if options.sandbox:  # stop before anything is written when kernels cannot be confined
+        from autograder.grading.sandbox import problem
+
+        if problem():
+            raise GradingError(problem())
     out.mkdir(parents=True, exist_ok=True)
     log = _logger(out)
     overrides = Config()
@@ -452,12 +480,13 @@ def _grade_class(options: Options) -> ClassResult:
                 todo.append((submission, fingerprint))
         resumed = sorted(results)
         if todo:
-            grader.start_kernels()  # the server imports while nbgrader registers the assignment
+            jobs = options.jobs or os.cpu_count() or 1
+            # the server imports while nbgrader registers the assignment
+            grader.start_kernels(max(1, min(jobs, len(todo))))
             try:
                 grader.register()
             except CourseError as error:
                 raise GradingError(str(error)) from None
-            jobs = options.jobs or os.cpu_count() or 1
             from tqdm import tqdm
 
             with tqdm(total=len(todo), unit="notebook", desc=f"grading {options.assignment}",
@@ -475,7 +504,8 @@ def _grade_class(options: Options) -> ClassResult:
                     bar.set_postfix_str(student, refresh=False)
                     bar.update()
         with grader.lock:
-            files = reporting.write_exports(course, options.assignment, out, {**grader.states.everyone(), **results})
+            files = reporting.write_exports(course, options.assignment, out, {**grader.states.everyone(), **results},
+                                            grader.confinement)
         return ClassResult(options.assignment, out, [results[s] for s in sorted(results)],
                            graded=sorted(s.student for s, _ in todo), resumed=resumed,
                            seconds=round(time.perf_counter() - started, 1), files=files)

@@ -84,9 +84,9 @@ def _exercise_order(assignment: str) -> list[str]:
 EXERCISE_COLUMNS = ["assignment", "student_id", "exercise", "points", "max_points", "status", "code", "reason"]
 
 
-def write_exports(course, assignment: str, out: Path, everyone: dict) -> dict[str, Path]:
+def write_exports(course, assignment: str, out: Path, everyone: dict, confinement: str = "") -> dict[str, Path]:
     """Write grades.csv (nbgrader's export), exercises.csv, report.md and report.json into ``out``,
-    for ``everyone`` (student id -> result)."""
+    for ``everyone`` (student id -> result); ``confinement`` says how student code ran."""
     from autograder.grading import nbgrader_steps
 
     students = [everyone[s] for s in sorted(everyone)]
@@ -99,9 +99,16 @@ def write_exports(course, assignment: str, out: Path, everyone: dict) -> dict[st
         for student in students:
             for row in student.exercises:
                 writer.writerow({**row, "points": f"{row['points']:g}", "max_points": f"{row['max_points']:g}"})
-    files["json"].write_text(json.dumps({"assignment": assignment, "students": [asdict(s) for s in students]},
-                                        indent=1), encoding="utf-8")
-    files["report"].write_text(markdown(assignment, students, course), encoding="utf-8")
+    files["json"].write_text(json.dumps({"assignment": assignment, "confinement": confinement,
+                                         "students": [asdict(s) for s in students]}, indent=1), encoding="utf-8")
+    text = markdown(assignment, students, course)
+    if confinement:
+        note = ("Student code ran confined (bwrap): read-only system, no network, its own processes, "
+                "only its working copy writable." if not confinement.startswith("UNCONFINED") else
+                "**Student code ran UNCONFINED (--no-sandbox)**, with the rights of whoever graded: it could "
+                "read and write what they can, and reach the network.")
+        text = text.replace("\n\n", f"\n\n{note}\n\n", 1)
+    files["report"].write_text(text, encoding="utf-8")
     return files
 
 

@@ -231,7 +231,7 @@ BUILDERS = {
     "stubborn_loop": _after_tests(False, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # ignores the "
                                          "interrupt\nwhile True:\n    pass\n"),
     "os_exit": _after_tests(True, "import os\nos._exit(1)\n"),
-    "segfault": _after_tests(True, "import ctypes\nctypes.string_at(0)\n"),
+    "segfault": _after_tests(True, "import faulthandler\nfaulthandler._sigsegv()  # a crash in native code\n"),
     # The hog lives in a function, so its memory is freed when MemoryError ends it (as with a runaway helper):
     # the later cells get their memory back, whatever they need.
     "memory_bomb": _after_tests(False, "def hog():\n    chunks = []\n    while True:\n        chunks.append(b'x' * "

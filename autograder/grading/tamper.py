@@ -26,6 +26,8 @@ import ast
 
 from nbformat import NotebookNode
 
+from autograder.cells import parse_source
+
 PROTECTED = ("autograder", "builtins", "torch", "numpy", "math", "IPython", "ipykernel")
 KERNEL_HOOKS = {"register", "unregister", "set_custom_exc", "set_hook", "register_post_execute"}
 MUTATORS = {"clear", "pop", "popitem", "update", "setdefault", "append", "insert", "extend", "remove",
@@ -213,10 +215,37 @@ def scan_notebook(nb: NotebookNode, skip_ids: set[str] = frozenset()) -> list[st
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in skip_ids:
             continue
         try:
-            tree = ast.parse(_python(cell.get("source", "")))
+            tree = parse_source(_python(cell.get("source", "")))
         except SyntaxError:
             continue
         scanner = _Scanner(aliases)
         scanner.visit(tree)
         found.extend(f"cell {index + 1}, {message}" for message in scanner.found)
     return found
+
+
+def defined_names(source: str) -> set[str]:
+    """Names a cell defines at its top level (functions, classes, assignments)."""
+    try:
+        tree = parse_source(_python(source))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def runs_unreadable_code(source: str) -> list[str]:
+    """The scan's findings of code built at run time (exec / eval / compile of what it cannot read)."""
+    try:
+        tree = parse_source(_python(source))
+    except SyntaxError:
+        return []
+    scanner = _Scanner({})
+    scanner.visit(tree)
+    return [found for found in scanner.found if "code built at run time" in found]

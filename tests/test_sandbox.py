@@ -1,0 +1,363 @@
+"""Red team for `autograder grade`: submissions that try to reach what they must not, or to fool the
+checks. One small class of 02_manual_model is graded once, confined, with two jobs; every test reads
+what that run left.
+
+Reach: each attempt runs in an extra cell of a notebook whose answers are otherwise blank and prints
+`REACH <what>: denied` or `REACH <what>: ALLOWED (...)`; every one must say denied.
+Fool: each notebook answers init_params wrongly (W in nn.Linear's layout, which its checks reject)
+and leaves every other exercise blank, then tries a trick to pass anyway; each must score zero.
+"""
+
+import codecs
+import json
+import os
+import shutil
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.grading import sandbox
+from autograder.grading.pipeline import Options, grade_class
+from support import ROOT
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bool(sandbox.problem()), reason=f"no confinement here: {sandbox.problem()}")]
+
+A = "02_manual_model"
+WRONG_INIT = '''import torch
+
+def init_params(num_features, seed=0):
+    torch.manual_seed(seed)
+    return torch.zeros(1, num_features), torch.zeros(1)  # nn.Linear's layout: the checks reject it
+'''
+
+# What every notebook of the class prints first, before anything of its own runs: which processes
+# it sees besides the sandbox's init, its fork server and itself, and what is in /tmp and its folder.
+OBSERVE = '''import os, json
+_others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid(), os.getppid())]
+print("OBSERVE " + json.dumps({"pids": _others, "tmp": sorted(os.listdir("/tmp")),
+                               "shm": sorted(os.listdir("/dev/shm")), "folder": sorted(os.listdir("."))}))
+'''
+
+REACH = '''import json, os, signal, socket, subprocess
+
+def attempt(what, action):
+    try:
+        found = action()
+    except (OSError, RuntimeError) as error:
+        print(f"REACH {what}: denied ({type(error).__name__})")
+    else:
+        print(f"REACH {what}: ALLOWED ({str(found)[:80]})")
+
+def write(path):
+    with open(path, "ab") as out:
+        out.write(b"")
+    return path
+
+def connect():
+    with socket.create_connection(("127.0.0.1", PORT), timeout=3) as conn:
+        conn.sendall(b"hello")
+    return "connected"
+
+attempt("read solutions", lambda: open(SOLUTION).read(100))
+attempt("list the course", lambda: os.listdir(COURSE))
+attempt("read another student's notebook", lambda: open(OTHER).read(100))
+attempt("read a file in the home directory", lambda: open(SECRET).read())
+print("HOME LISTING " + json.dumps(sorted(os.listdir(HOME)) if os.path.isdir(HOME) else []))
+attempt("write the gradebook", lambda: write(GRADEBOOK))
+attempt("write the package", lambda: write(PACKAGE))
+attempt("write outside the working copy", lambda: write(os.path.join(COURSE, "escaped")))
+attempt("write into the system", lambda: write("/usr/escaped"))
+attempt("write into the sandbox's root", lambda: write("/escaped"))
+attempt("connect to the host's 127.0.0.1", connect)
+attempt("signal the grader", lambda: os.kill(GRADER, 0))
+attempt("see the grader in /proc", lambda: open(f"/proc/{GRADER}/cmdline").read())
+
+# something that would outlive this notebook and spy on the next one
+subprocess.Popen(["/bin/sh", "-c", "while true; do touch /tmp/left-behind /dev/shm/left-behind; sleep 0.05; done"],
+                 start_new_session=True)
+'''
+
+# Fool: init_params is wrong; each trick tries to make its checks pass all the same.
+FOOL = {
+    # the issue's trick: the check modules reached through call results, their expect/fail switched
+    # off while the checks call init_params, put back by weakref.finalize when the result dies
+    "finalizer": WRONG_INIT + '''
+import importlib, weakref
+
+_right, _saved = init_params, {}
+
+def _restore():
+    for (module, attr), value in _saved.items():
+        setattr(module, attr, value)
+    _saved.clear()
+
+class _Later:
+    """Lives in a reference cycle: only the garbage collector ends it, after the check has returned."""
+
+def init_params(num_features, seed=0):
+    modules = importlib.import_module("sys").modules
+    for name, module in list(modules.items()):
+        if name.startswith("autograder") and module is not None:
+            for attr in ("fail", "expect", "expect_shape"):
+                if attr in vars(module) and (module, attr) not in _saved:
+                    _saved[(module, attr)] = vars(module)[attr]
+                    setattr(module, attr, lambda *args, **kwargs: None)
+    later = _Later()
+    later.cycle = later
+    weakref.finalize(later, _restore)
+    return _right(num_features, seed)
+''',
+    # a thread that keeps switching the checks off, before and while they run
+    "thread": WRONG_INIT + '''
+import importlib, threading, time
+
+def _keep_switching_off():
+    modules = importlib.import_module("sys").modules
+    while True:
+        for name, module in list(modules.items()):
+            if name.startswith("autograder") and module is not None:
+                for attr in ("fail", "expect", "expect_shape"):
+                    if attr in vars(module):
+                        setattr(module, attr, lambda *args, **kwargs: None)
+        time.sleep(0.0005)
+
+threading.Thread(target=_keep_switching_off, daemon=True).start()
+''',
+    # the check's own frame, reached through a traceback: its globals patched, its locals read
+    "traceback_frame": WRONG_INIT + '''
+_right = init_params
+
+def init_params(num_features, seed=0):
+    try:
+        raise ValueError
+    except ValueError as error:
+        caller = error.__traceback__.tb_frame.f_back
+        caller.f_globals["fail"] = caller.f_globals["expect_shape"] = lambda *args, **kwargs: None
+    return _right(num_features, seed)
+''',
+    # the same through the traceback module, which hands out frames
+    "walk_tb": WRONG_INIT + '''
+import traceback
+
+_right = init_params
+
+def init_params(num_features, seed=0):
+    try:
+        raise ValueError
+    except ValueError as error:
+        for frame, line in traceback.walk_tb(error.__traceback__):
+            frame.f_back.f_globals["fail"] = frame.f_back.f_globals["expect_shape"] = lambda *a, **k: None
+    return _right(num_features, seed)
+''',
+    # the interpreter's objects searched for the checks
+    "gc": WRONG_INIT + '''
+import gc
+
+_right = init_params
+
+def init_params(num_features, seed=0):
+    for found in gc.get_objects():
+        if isinstance(found, dict) and "expect_shape" in found and "fail" in found:
+            found["fail"] = found["expect_shape"] = lambda *args, **kwargs: None
+    return _right(num_features, seed)
+''',
+    # the issue's other trick: walk up to solutions/ and exec the instructor's cell
+    "exec_solution": '''import json, os
+
+def _instructor_cell(grade_id):
+    folder = os.getcwd()
+    while folder != os.path.dirname(folder):
+        path = os.path.join(folder, "solutions", "02_manual_model", "02_manual_model.ipynb")
+        if os.path.exists(path):
+            for cell in json.load(open(path))["cells"]:
+                if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+                    return "".join(cell["source"])
+        folder = os.path.dirname(folder)
+    return SOLUTION_TEXT
+
+exec(_instructor_cell("init_params"))
+''',
+    # a right answer, but as data the scan cannot read, run through a name it cannot see
+    "exec_hidden": '''import builtins, codecs
+
+getattr(builtins, "ex" + "ec")(codecs.decode(ROT13_TEXT, "rot13"), globals())
+''',
+}
+
+
+
+def _right_init() -> str:
+    """The instructor's init_params: the answer the tricks try to get hold of."""
+    solution = nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4)
+    cell = next(c for c in solution.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "init_params")
+    return "import math\nimport torch\n" + cell.source + "\n"
+
+
+RIGHT_INIT = _right_init()
+HONEST_TRACEBACK = '''
+import traceback
+
+try:
+    init_params(0)
+except ZeroDivisionError:
+    print("as expected:", traceback.format_exc().splitlines()[-1])
+'''
+
+
+def _notebook(release, init_source=None, before=(), after_init=()):
+    nb = nbformat.from_dict(json.loads(json.dumps(release)))
+    cells = []
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id == "init_params" and init_source is not None:
+            cell.source = init_source
+        cells.append(cell)
+        if grade_id == "setup":
+            cells.extend(nbformat.v4.new_code_cell(source) for source in before)
+        if grade_id == "init_params":
+            cells.extend(nbformat.v4.new_code_cell(source) for source in after_init)
+    nb.cells = cells
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sandbox")
+    course = tmp / "course"
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    for folder in ("solutions", "notebooks"):
+        shutil.copytree(ROOT / folder / A, course / folder / A)
+    release = nbformat.read(course / "notebooks" / A / f"{A}.ipynb", as_version=4)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    reached = []
+    threading.Thread(target=lambda: reached.append(listener.accept()), daemon=True).start()
+    home = Path.home()
+    secret = home / f".autograder-sandbox-test-{os.getpid()}"
+    secret.write_text("the instructor's")
+    constants = {
+        "SOLUTION": str(course / "solutions" / A / f"{A}.ipynb"), "COURSE": str(course),
+        "OTHER": str(course / "submitted" / "b-honest" / A / f"{A}.ipynb"), "HOME": str(home), "SECRET": str(secret),
+        "GRADEBOOK": str(course / "gradebook.db"), "PACKAGE": str(ROOT / "autograder" / "__init__.py"),
+        "PORT": listener.getsockname()[1], "GRADER": os.getpid(),
+    }
+    reach = "\n".join(f"{k} = {v!r}" for k, v in constants.items()) + "\n" + REACH
+    students = {
+        "a-reach": _notebook(release, before=[OBSERVE, reach]),
+        # honest, and prints a traceback it caught (text, no frames): nothing is refused
+        "b-honest": _notebook(release, RIGHT_INIT + HONEST_TRACEBACK, before=[OBSERVE]),
+        # a kernel that dies in the cell that defines an exercise costs that exercise only
+        "c-dies-in-init": _notebook(release, RIGHT_INIT + "\nimport os\nos._exit(3)\n", before=[OBSERVE]),
+        "d-dies-after-init": _notebook(release, RIGHT_INIT, before=[OBSERVE],
+                                       after_init=["import faulthandler\nfaulthandler._sigsegv()\n"]),
+    }
+    for name, source in FOOL.items():
+        source = source.replace("SOLUTION_TEXT", repr(RIGHT_INIT))
+        source = source.replace("ROT13_TEXT", repr(codecs.encode(RIGHT_INIT, "rot13")))
+        students[f"fool-{name.replace('_', '-')}"] = _notebook(release, source, before=[OBSERVE])
+    submissions = tmp / "class"
+    submissions.mkdir()
+    for student, nb in students.items():
+        nbformat.write(nb, submissions / f"{student}.ipynb")
+    try:
+        result = grade_class(Options(A, submissions, course, jobs=2, timeout=20, progress=False))
+    finally:
+        listener.close()
+        secret.unlink()
+    executed = {s: nbformat.read(course / "autograded" / s / A / f"{A}.ipynb", as_version=4) for s in students}
+    return {"result": result, "students": {s.student: s for s in result.students}, "executed": executed,
+            "reached": reached, "course": course}
+
+
+def _printed(nb, prefix):
+    lines = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                lines += [line for line in output.get("text", "").splitlines() if line.startswith(prefix)]
+    return lines
+
+
+def _points(student, exercise):
+    return next(row["points"] for row in student.exercises if row["exercise"] == exercise)
+
+
+def test_every_reach_is_denied(graded):
+    lines = _printed(graded["executed"]["a-reach"], "REACH ")
+    assert len(lines) == 12, lines
+    allowed = [line for line in lines if ": denied" not in line]
+    assert allowed == []
+    assert graded["reached"] == [], "the host's 127.0.0.1 was reached from a kernel"
+    # of the home directory, a kernel sees at most the folders that hold Python and its packages
+    home = Path.home()
+    libraries = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    needed = {p.relative_to(home).parts[0] for p in libraries if home in p.parents}
+    listing = json.loads(_printed(graded["executed"]["a-reach"], "HOME LISTING ")[0][len("HOME LISTING "):])
+    assert set(listing) <= needed, listing
+    assert (graded["course"] / "submitted").is_dir() and not (graded["course"] / "escaped").exists()
+
+
+def test_no_notebook_sees_another_ones_processes_or_files(graded):
+    for student, nb in graded["executed"].items():
+        lines = _printed(nb, "OBSERVE ")
+        assert lines, student
+        seen = json.loads(lines[0][len("OBSERVE "):])
+        assert seen["pids"] == [], f"{student} saw other processes: {seen}"
+        assert "left-behind" not in seen["tmp"] + seen["shm"], f"{student} found what another notebook left"
+        assert [name for name in seen["folder"] if not name.startswith(".")] == [f"{A}.ipynb"], seen
+
+
+def test_the_report_says_whether_the_run_was_confined(graded, tmp_path):
+    report = graded["result"].files["report"].read_text()
+    assert "ran confined (bwrap)" in report and "UNCONFINED" not in report
+    assert json.loads(graded["result"].files["json"].read_text())["confinement"].startswith("confined")
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    shutil.copy(graded["course"] / "notebooks" / A / f"{A}.ipynb", submissions / "blank.ipynb")
+    loose = grade_class(Options(A, submissions, graded["course"], jobs=1, timeout=20, progress=False, force=True,
+                                sandbox=False, out=tmp_path / "out"))
+    assert "**Student code ran UNCONFINED (--no-sandbox)**" in loose.files["report"].read_text()
+    assert json.loads(loose.files["json"].read_text())["confinement"] == "UNCONFINED (--no-sandbox)"
+
+
+@pytest.mark.parametrize("trick", sorted(FOOL))
+def test_every_fooling_attempt_scores_zero(graded, trick):
+    student = graded["students"][f"fool-{trick.replace('_', '-')}"]
+    assert student.score == 0, f"{trick}: {student.score} points; {student.exercises}"
+
+
+@pytest.mark.parametrize("trick, says", [
+    ("thread", "a thread the notebook started"), ("traceback_frame", "reached a running frame"),
+    ("walk_tb", "reached a running frame"),
+    ("gc", "searched the interpreter's objects"), ("exec_hidden", "built code at run time"),
+    ("exec_solution", "runs code built at run time"),
+])
+def test_the_report_says_which_test_lost_its_points_and_why(graded, trick, says):
+    student = graded["students"][f"fool-{trick.replace('_', '-')}"]
+    found = " | ".join(student.tamper)
+    assert says in found, found
+    assert "init_params" in found
+
+
+def test_honest_work_is_not_flagged(graded):
+    honest = graded["students"]["b-honest"]
+    assert honest.tamper == [] and honest.faults == []
+    assert _points(honest, "init_params") == 3
+
+
+def test_a_dead_kernel_costs_only_the_exercise_that_killed_it(graded):
+    dies_in = graded["students"]["c-dies-in-init"]
+    assert _points(dies_in, "init_params") == 0
+    assert "exited with code 3" in " ".join(dies_in.faults)
+    assert "defines init_params" in " ".join(dies_in.faults)
+    assert dies_in.tamper == []
+    dies_after = graded["students"]["d-dies-after-init"]
+    assert _points(dies_after, "init_params") == 3, "the tests after the fatal cell were graded"
+    assert "SIGSEGV" in " ".join(dies_after.faults)
