@@ -289,7 +289,8 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
         self.process = subprocess.Popen(
-            [*(self._wrap or []), sys.executable, "-m", "autograder.grading.forkserver", str(theirs.fileno()),
+            # normalised: a path through a folder the sandbox does not show (tests/../.venv) would not resolve
+            [*(self._wrap or []), os.path.abspath(sys.executable), "-m", "autograder.grading.forkserver", str(theirs.fileno()),
              json.dumps(self._preload), "confined" if self.confined else ""],
             pass_fds=[theirs.fileno()], env=self._env, stdin=subprocess.DEVNULL, cwd=self._cwd,
         )

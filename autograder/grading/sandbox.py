@@ -96,7 +96,8 @@ def _libraries() -> list[str]:
     with solutions/ in it; only its autograder package is."""
     import autograder
 
-    wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(autograder.__file__).resolve().parent)}
+    wanted = {os.path.abspath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    wanted.add(str(Path(autograder.__file__).resolve().parent))
     for entry in sys.path:
         if entry and os.path.isabs(entry) and os.path.basename(entry) in ("site-packages", "dist-packages"):
             wanted.add(entry)
