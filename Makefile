@@ -23,7 +23,7 @@ help:
 	@echo "make release   regenerate notebooks/ (student release) from solutions/ (instructor source)"
 	@echo "make student-pack  write dist/torchnn-student/ and .zip: the release and public checks, without answers"
 	@echo "make bench     time each solution notebook top to bottom, and the series (NOTEBOOKS=\"08 09\" for some)"
-	@echo "make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1]"
+	@echo "make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1] [NO_SANDBOX=1]"
 	@echo "               grade a class with nbgrader (gradebook, grades.csv, per-exercise CSV, feedback, report)"
 	@echo "make demo-grade  generate a sample class (good work, mistakes, broken files) into build/ and grade it"
 	@echo "make bench-grade time 'autograder grade' against sequential 'nbgrader autograde' on a 40-notebook class"
@@ -68,7 +68,7 @@ bench: $(INSTALLED)
 # Instructors: grade a class into this course's gradebook (see README, "Grading a class").
 grade: $(INSTALLED)
 	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1]"; exit 2; }
-	$(BIN)/autograder grade $(ASSIGNMENT) --submissions "$(SUBMISSIONS)" $(if $(JOBS),--jobs $(JOBS)) $(if $(STUDENT),--student $(STUDENT)) $(if $(FORCE),--force)
+	$(BIN)/autograder grade $(ASSIGNMENT) --submissions "$(SUBMISSIONS)" $(if $(JOBS),--jobs $(JOBS)) $(if $(STUDENT),--student $(STUDENT)) $(if $(FORCE),--force) $(if $(NO_SANDBOX),--no-sandbox)
 
 # A walkthrough on a fresh clone: a throwaway course in build/demo-grade (never the real gradebook),
 # a synthetic class with every kind of submission, graded, then graded again (nothing is redone).
