@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 
 import torch
 from torch import nn
@@ -10,6 +9,7 @@ from torchinfo import summary
 
 from autograder.checks._forbid import module_building_tools, unavailable
 from autograder.checks._support import (
+    one_cpu_core,
     as_int,
     as_tensor,
     biggest_gap,
@@ -426,17 +426,6 @@ SPIRAL_TARGET = 0.92
 SPIRAL_POINTS = 400
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """Tiny models train fastest on one thread, and graded notebooks may share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _spiral_model(spiral_classifier, seed: int) -> nn.Module:
     if not callable(spiral_classifier) or isinstance(spiral_classifier, nn.Module):
         fail(f"spiral_classifier should be a function that returns a new model; it is {describe(spiral_classifier)}.",
@@ -487,7 +476,7 @@ def spiral_accuracy(spiral_classifier, train_seed: int, test_seed: int, model_se
     X, y = make_spirals(SPIRAL_POINTS, seed=train_seed)
     X_test, y_test = make_spirals(SPIRAL_POINTS, seed=test_seed)
     _spiral_probabilities(model, X[:8])
-    with _one_thread():
+    with one_cpu_core():  # tiny models train fastest on one thread
         train_spirals(model, X, y)
         model.eval()
         with torch.no_grad():

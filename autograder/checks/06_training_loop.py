@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from autograder.checks._support import (
+    one_cpu_core,
     as_float,
     as_pair,
     as_tensor,
@@ -31,17 +32,6 @@ from autograder.registry import Checks
 from autograder.results import expect, fail
 
 checks = Checks("06_training_loop")
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Tiny models train fastest on one thread, and graded notebooks may share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --- make_loaders ---------------------------------------------------------------
@@ -314,7 +304,7 @@ def _mean_diagnosis(found: float, batches: list[tuple[float, int, int]], what: s
 
 def _train(train_one_epoch, model, loader, lr: float, optimizer=None, loss_fn=None) -> float:
     optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr)
-    with _one_thread():
+    with one_cpu_core():  # tiny models train fastest on one thread
         result = train_one_epoch(model, loader, loss_fn or nn.CrossEntropyLoss(), optimizer)
     return as_float(result, "train_one_epoch's result")
 
@@ -441,7 +431,7 @@ def uses_the_loss_function_it_is_given(train_one_epoch, num_samples=40, batch_si
 
 
 def _evaluate(evaluate, model, loader):
-    with _one_thread():
+    with one_cpu_core():  # tiny models train fastest on one thread
         result = evaluate(model, loader, nn.CrossEntropyLoss())
     loss, accuracy = as_pair(result, "evaluate")
     return as_float(loss, "the loss evaluate returns"), as_float(accuracy, "the accuracy evaluate returns")
@@ -501,7 +491,7 @@ def uses_the_loss_function_it_is_given(evaluate, num_samples=40, batch_size=16, 
     model, loader = _problem(num_samples, batch_size, seed)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.3)
     batches = _batch_losses(model, loader, loss_fn)
-    with _one_thread():
+    with one_cpu_core():  # tiny models train fastest on one thread
         loss, _ = as_pair(evaluate(model, loader, loss_fn), "evaluate")
     loss = as_float(loss, "the loss evaluate returns")
     weighted = sum(value * size for value, _, size in batches) / sum(size for *_, size in batches)
@@ -550,7 +540,7 @@ def _small_fit_problem(seed: int):
 
 
 def _fit(fit, model, train, val, optimizer, epochs):
-    with _one_thread():
+    with one_cpu_core():  # tiny models train fastest on one thread
         history = fit(model, train, val, nn.CrossEntropyLoss(), optimizer, epochs)
     if not isinstance(history, dict):
         fail(f"fit should return a dict of lists (the history); it returned {describe(history)}.", "wrong_return")
@@ -837,7 +827,7 @@ def settings_validation_loss(training_settings, make_loaders, fit, split_seed: i
     # tanh, not the ReLU of DigitsClassifier: the settings must suit a network they were not tuned on
     model = nn.Sequential(nn.Linear(64, width), nn.Tanh(), nn.Linear(width, 10))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    with _one_thread():
+    with one_cpu_core():  # tiny models train fastest on one thread
         fit(model, train_loader, val_loader, nn.CrossEntropyLoss(), optimizer, SETTINGS_EPOCHS)
     samples = [val_loader.dataset[i] for i in range(len(val_loader.dataset))]
     inputs = torch.stack([as_tensor(x, "a validation input") for x, _ in samples])

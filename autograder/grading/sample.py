@@ -234,8 +234,11 @@ BUILDERS = {
     "segfault": _after_tests(True, "import faulthandler\nfaulthandler._sigsegv()  # a crash in native code\n"),
     # The hog lives in a function, so its memory is freed when MemoryError ends it (as with a runaway helper):
     # the later cells get their memory back, whatever they need.
-    "memory_bomb": _after_tests(False, "def hog():\n    chunks = []\n    while True:\n        chunks.append(b'x' * "
-                                       "(128 * 2**20))  # 128 MB more, written, each time\n\n\nhog()\n"),
+    # The hog lets go of its chunks as the MemoryError leaves it: the traceback IPython keeps would
+    # otherwise hold them, and whether later cells found room would depend on the last 128 MB.
+    "memory_bomb": _after_tests(False, "def hog():\n    chunks = []\n    try:\n        while True:\n"
+                                       "            chunks.append(b'x' * (128 * 2**20))  # 128 MB more, written, each time\n"
+                                       "    finally:\n        chunks.clear()\n\n\nhog()\n"),
     "flood_output": _after_tests(False, "for i in range(100_000):\n    print(i, 'all work and no play ' * 4)\n"),
     "renamed": _file(lambda a: (f"{a.notebook} (1) - Copy.ipynb", nbformat.writes(a.filled()).encode())),
     "missing": _file(lambda a: None),
