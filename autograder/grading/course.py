@@ -8,6 +8,7 @@ gradebook by nbgrader's own converters, so formgrader shows the results.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -96,7 +97,7 @@ class Course:
 
         self.source_notebook(assignment)  # a clear error for an unknown assignment
         scratch.mkdir(parents=True, exist_ok=True)
-        config = Config(self.config)
+        config = copy.deepcopy(self.config)  # Config() would share its sections with the course
         config.CourseDirectory.release_directory = str(scratch)
         coursedir = self.coursedir(assignment_id=assignment)
         coursedir.release_directory = str(scratch)

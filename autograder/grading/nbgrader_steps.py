@@ -12,14 +12,17 @@ what ``nbgrader autograde`` would record and formgrader works on it as usual.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import html
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
-from traitlets.config import Config
 
 from autograder.execute import Engine
 from autograder.grading.course import Course, working_directory
@@ -28,6 +31,38 @@ from autograder.preprocessors import RunLog
 
 class StepFailed(RuntimeError):
     pass
+
+
+@contextlib.contextmanager
+def environment():
+    """What nbgrader's steps need of the process while they grade, put back afterwards."""
+    import nbgrader.utils
+
+    saved = {key: os.environ.get(key) for key in ("PATH", "NBGRADER_EXECUTION")}
+    # nbgrader runs `alembic` by name when it creates a gradebook: it must come from this environment.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    # nbgrader's autograde sets this around each execution and then deletes it (utils.setenv, which
+    # never restores a previous value): with several threads that deletion fails. Set it once for the
+    # run instead, and make setenv leave it alone while we grade.
+    os.environ["NBGRADER_EXECUTION"] = "autograde"
+    original = nbgrader.utils.setenv
+    nbgrader.utils.setenv = _setenv_once
+    try:
+        yield
+    finally:
+        nbgrader.utils.setenv = original
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _setenv_once(**settings):
+    for key, value in settings.items():
+        os.environ[key] = value
+    yield
 
 
 def _with_engine(preprocessors: list, engine: Engine) -> list:
@@ -74,7 +109,7 @@ def autograde(course: Course, assignment: str, student: str, engine: Engine) -> 
     if not _AUTOGRADE:
         _AUTOGRADE.append(_autograde_class())
     coursedir = course.coursedir(assignment_id=assignment, student_id=student)
-    config = Config(course.config)
+    config = copy.deepcopy(course.config)  # Config() would share its sections with the course
     config.merge(engine.config())
     converter = _AUTOGRADE[0](coursedir=coursedir, config=config, log=course.log)
     converter.force = True
@@ -118,7 +153,7 @@ class Feedback:
 
         self.course = course
         self.converter = _ReusingFeedback(coursedir=course.coursedir(assignment_id=assignment),
-                                          config=Config(course.config), log=course.log)
+                                          config=copy.deepcopy(course.config), log=course.log)
         self.converter.force = True
         preprocessors = list(self.converter.preprocessors)
         if ClearHiddenTests not in preprocessors:
@@ -204,9 +239,45 @@ def export_grades(course: Course, assignment: str, to: Path) -> None:
     from nbgrader.api import Gradebook
     from nbgrader.plugins import CsvExportPlugin
 
-    plugin = CsvExportPlugin(config=Config(course.config), log=course.log)
+    plugin = CsvExportPlugin(config=copy.deepcopy(course.config), log=course.log)
     plugin.to = str(to)
     plugin.assignment = [assignment]
     with Gradebook(course.db_url, course.coursedir().course_id) as gb:
         plugin.export(gb)
 
+
+
+def submission_rows(course: Course, assignment: str, notebook: str, student: str) -> dict:
+    """What nbgrader's autograde recorded for one submission (scores, comments, timestamp, late penalty),
+    to be recorded again in another gradebook by :func:`record_rows`."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
+        submission = gb.find_submission(assignment, student)
+        graded = gb.find_submission_notebook(notebook, assignment, student)
+        return {"timestamp": submission.timestamp,
+                "grades": {grade.name: grade.auto_score for grade in graded.grades},
+                "comments": {comment.name: comment.auto_comment for comment in graded.comments},
+                "late_penalty": graded.late_submission_penalty}
+
+
+def record_rows(gb, assignment: str, notebook: str, student: str, rows: dict) -> None:
+    """Write ``rows`` (from :func:`submission_rows`) into the open gradebook ``gb`` as nbgrader's autograde
+    would: the student and submission created or updated, each auto score set (a cell with a manual
+    grade, or without an auto score, needs manual grading, as SaveAutoGrades decides), the comments and
+    the late penalty."""
+    gb.update_or_create_student(student)
+    if rows["timestamp"] is not None:
+        gb.update_or_create_submission(assignment, student, timestamp=rows["timestamp"])
+    else:
+        gb.update_or_create_submission(assignment, student)
+    graded = gb.find_submission_notebook(notebook, assignment, student)
+    for grade in graded.grades:
+        if grade.name in rows["grades"]:
+            grade.auto_score = rows["grades"][grade.name]
+            grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+    for comment in graded.comments:
+        if comment.name in rows["comments"]:
+            comment.auto_comment = rows["comments"][comment.name]
+    graded.late_submission_penalty = rows["late_penalty"]
+    gb.db.commit()

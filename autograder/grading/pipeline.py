@@ -26,12 +26,10 @@ guard, ...) and grading settings are unchanged (``force`` regrades).
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -50,8 +48,7 @@ from autograder.grading import nbgrader_steps, report as reporting
 from autograder.grading.collect import Collected, collect, placeholder
 from autograder.grading.course import Course, working_directory
 from autograder.grading.layout import LayoutError, Submission, discover
-from autograder.grading.tamper import scan_notebook
-from autograder.preprocessors import RunLog
+from autograder.grading.submission import Assignment, Graded, SubmissionGrader, grading_engine
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30
 STATE_VERSION = 2  # 2: "reasons" became "faults"
@@ -71,6 +68,7 @@ class Options:
     progress: bool = True
     warm_kernels: bool = True  # fork kernels from a warm server (False: start each one normally)
     sandbox: bool = True  # confine every kernel with bwrap (sandbox.py); False: --no-sandbox
+    scheduler: str | None = None  # run the notebooks on this Dask cluster (tcp://host:8786; local:N starts one)
 
 
 @dataclass
@@ -170,7 +168,7 @@ class _Grader:
             self.assignment, {"timeout": self.timeout, "memory_limit": options.memory_limit,
                               "sandbox": options.sandbox})
         self.states = States(out / "state")
-        self.server = self.pool = None
+        self.server = self.pool = self.cluster = self.ledger = None
         self.kernel_manager_class = self.fallback_kernel_manager_class = None
         self.confinement = "confined (bwrap)" if options.sandbox else "UNCONFINED (--no-sandbox)"
 
@@ -178,20 +176,37 @@ class _Grader:
 
     def register(self) -> None:
         released = self.course.register_assignment(self.assignment, self.scratch / "release")
-        self.release = nbformat.read(released, as_version=4)
-        self.source_ids = set(grade_ids(self.source))
-        self.test_ids = set(test_cell_ids(self.source))
+        release = nbformat.read(released, as_version=4)
         # Every check module is imported now, before the grading threads start (verdicts look up
         # exercises across the course): an import in a thread parses with ast under pytest's assertion
         # rewriting, which can race with another thread's parse (see cells.parse_source).
         for exercise in registry.exercises(self.assignment):
             registry.checks_of(exercise)
-        self.hidden = nbgrader_steps.hidden_lines(self.source, self.release)
-        self.feedback = nbgrader_steps.Feedback(self.course, self.assignment)
+        self.spec = Assignment(self.assignment, self.notebook, self.source, release, frozenset(grade_ids(self.source)),
+                               frozenset(test_cell_ids(self.source)), nbgrader_steps.hidden_lines(self.source, release),
+                               self.timeout, self.options.memory_limit)
+        if self.cluster is not None:
+            from autograder.grading.cluster import Ledger
+
+            self.cluster.share(self.course, self.spec, self.scratch / "template")
+            self.ledger = Ledger(self.course, self.spec)
+        else:
+            self.grader = SubmissionGrader(self.course, self.spec, self.lock, self.engine,
+                                           nbgrader_steps.Feedback(self.course, self.assignment))
+
+    def start_cluster(self) -> None:
+        """Connect to the Dask cluster (or start the local one) and check its workers."""
+        from autograder.grading.cluster import Cluster
+
+        preload = _preload(self.source, self.assignment) if self.options.warm_kernels else []
+        self.cluster = Cluster(self.options.scheduler, self.options.sandbox, preload, self.course.log)
+        self.confinement += f", on {self.cluster.description}"
 
     def start_kernels(self, workers: int = 1) -> None:
         from autograder.grading.kernels import kernel_manager_class
 
+        if self.cluster is not None:  # the workers have their own
+            return
         if self.options.sandbox:  # confined kernels: one sandboxed fork server per grading thread
             from autograder.grading.sandbox import Pool
 
@@ -220,6 +235,10 @@ class _Grader:
             self.server.close()
         if self.pool is not None:
             self.pool.close()
+        if self.ledger is not None:
+            self.ledger.close()
+        if self.cluster is not None:
+            self.cluster.close()
 
     # --- state --------------------------------------------------------------------
 
@@ -243,100 +262,35 @@ class _Grader:
         student = submission.student
         dest = self.course.folder("submitted") / student / self.assignment
         try:
-            collected = collect(submission, dest, self.notebook, self.release, self.source_ids)
+            collected = collect(submission, dest, self.notebook, self.spec.release, self.spec.source_ids)
         except Exception as error:  # an unreadable file system entry, ...
             collected = Collected(student, dest / f"{self.notebook}.ipynb",
                                   f"the submission could not be copied ({type(error).__name__}: {error})")
             dest.mkdir(parents=True, exist_ok=True)
-            nbformat.write(placeholder(self.release, collected.placeholder), collected.notebook)
-        tamper = scan_notebook(collected.nb, self.test_ids) if collected.nb is not None else []
-        faults: list[str] = []
-        log, failed = self._autograde(student, collected, faults)
-        result = self._result(student, collected, log, failed, faults, tamper)
+            nbformat.write(placeholder(self.spec.release, collected.placeholder), collected.notebook)
+        if self.cluster is None:
+            graded = self.grader.grade(collected)
+        else:
+            graded = self._grade_on_cluster(collected, dest)
+        result = StudentResult(student, **asdict(graded))
         result.fingerprint, result.source = fingerprint, self.source_fp
         result.seconds = round(time.perf_counter() - started, 2)
-        result.kernel_seconds = round(log.seconds, 2)
+        result.kernel_seconds = round(result.kernel_seconds, 2)
         self.states.save(result)
         return result
 
+    def _grade_on_cluster(self, collected: Collected, dest: Path) -> Graded:
+        """Send the submission to a worker and record what comes back, here, once."""
+        outcome = self.cluster.grade(collected, dest)
+        if outcome.graded.status == "failed" and outcome.lost:  # the cluster's fault: graded again next run
+            self.course.log.error("the cluster could not grade %s: %s", collected.student, outcome.lost)
+            return outcome.graded
+        with self.lock:
+            return self.ledger.record(collected.student, outcome)
+
     def engine(self, student: str) -> Engine:
-        """How this class's notebooks run: in warm, memory-limited (and, unless --no-sandbox, confined)
-        kernels, guarded, with output limits, a new kernel after a dead one, handing the bookkeeping
-        lock back while the kernel runs."""
-        scratch = self.scratch / "kernels" / student
-        scratch.mkdir(parents=True, exist_ok=True)
-        return Engine(timeout=self.timeout, kernel_name="", guard=True, limit_output=True, recover=True,
-                      kernels=self.kernel_manager_class, fallback_kernels=self.fallback_kernel_manager_class,
-                      while_running=_released(self.lock), scratch=str(scratch), extra_arguments=[])
-
-    def _attempt(self, student: str) -> tuple[RunLog, str]:
-        """Autograde one student with nbgrader: what the run found, and '' or nbgrader's error."""
-        with self.lock:
-            try:
-                return nbgrader_steps.autograde(self.course, self.assignment, student, self.engine(student)), ""
-            except Exception as error:
-                return RunLog(), str(error)
-
-    def _autograde(self, student: str, collected: Collected, faults: list[str]) -> tuple[RunLog, bool]:
-        """What running the submission found, and whether grading failed altogether."""
-        log, error = self._attempt(student)
-        if error and collected.nb is not None:
-            # nbgrader could not put deleted test cells back (their neighbours were deleted too): do it ourselves
-            from autograder.execute import restore_test_cells
-
-            self.course.log.warning("retrying %s with test cells restored: %s", student, error)
-            nbformat.write(restore_test_cells(collected.nb, self.source, self.assignment), collected.notebook)
-            log, error = self._attempt(student)
-        if error:
-            self.course.log.error("grading %s as zero: %s", student, error)
-            reason = f"nbgrader could not grade this notebook ({error.splitlines()[0][:300]})"
-            collected.placeholder = reason
-            nbformat.write(placeholder(self.release, reason), collected.notebook)
-            log, error = self._attempt(student)
-            if error:
-                faults.append(f"grading failed: {error}")
-                return log, True
-        return log, False
-
-    def _result(self, student: str, collected: Collected, log: RunLog, failed: bool, faults: list[str],
-                tamper: list[str]) -> StudentResult:
-        if failed:
-            return StudentResult(student, 0.0, 0.0, "failed", faults, collected.notes, tamper)
-        with self.lock:
-            score, max_score, cells = nbgrader_steps.gradebook_scores(self.course, self.assignment, self.notebook, student)
-            executed = nbgrader_steps.read_autograded(self.course, self.assignment, self.notebook, student)
-            feedback_file, feedback_problem = self._feedback(student)
-        notes = list(collected.notes)
-        if collected.placeholder:
-            faults.append(f"not graded: {collected.placeholder}; every test scores zero")
-        elif executed is not None:
-            found, more_notes = reporting.faults(executed, log, self.options.memory_limit)
-            faults.extend(found)
-            notes.extend(more_notes)
-        if feedback_problem:
-            faults.append(feedback_problem)
-        tamper = list(tamper)
-        tamper.extend(f"before {gid} ran: {finding} (put back)" for gid, items in log.guard.items() for finding in items)
-        tamper.extend(f"{item}; the cell scored zero" for item in log.integrity)
-        tamper.extend(log.blocked)  # what the kernel's audit hook refused outside test cells
-        exercises = reporting.exercise_rows(self.assignment, student, cells, executed, log.records)
-        status = "not graded" if collected.placeholder else "graded"
-        return StudentResult(student, score, max_score, status, faults, notes, tamper, exercises, feedback_file)
-
-    def _feedback(self, student: str) -> tuple[str, str]:
-        try:
-            self.feedback(student)
-        except Exception as error:
-            return "", f"no feedback was written ({error})"
-        path = nbgrader_steps.feedback_path(self.course, self.assignment, self.notebook, student)
-        if not path.exists():
-            return "", "no feedback was written (nbgrader produced no file)"
-        shown = nbgrader_steps.leaked(path.read_text(encoding="utf-8"), self.hidden)
-        if shown:
-            path.unlink()
-            return "", ("feedback withheld: it would have shown hidden tests "
-                        f"({shown[0][:60]}); check the course's GenerateFeedback configuration")
-        return str(path), ""
+        return grading_engine(self.timeout, self.kernel_manager_class, self.fallback_kernel_manager_class, self.lock,
+                              self.scratch / "kernels" / student)
 
 
 class States:
@@ -372,21 +326,6 @@ class States:
         return found
 
 
-def _released(lock: threading.Lock):
-    """A context manager factory that lets go of ``lock`` for as long as it is held (a plain function,
-    so that traitlets can take it as a setting)."""
-
-    @contextlib.contextmanager
-    def released():
-        lock.release()
-        try:
-            yield
-        finally:
-            lock.acquire()
-
-    return released
-
-
 def _logger(out: Path) -> logging.Logger:
     log = logging.getLogger(f"autograder.grading.{out}")
     log.setLevel(logging.INFO)
@@ -398,41 +337,15 @@ def _logger(out: Path) -> logging.Logger:
     return log
 
 
-@contextlib.contextmanager
-def _setenv_once(**settings):
-    for key, value in settings.items():
-        os.environ[key] = value
-    yield
-
-
 def grade_class(options: Options) -> ClassResult:
     """Grade ``options.submissions`` for ``options.assignment`` in the nbgrader course ``options.course``."""
     root = Path(options.course).resolve()
     options = Options(**{**asdict(options), "submissions": Path(options.submissions).resolve(), "course": root,
                          "out": Path(options.out or root / "exports" / options.assignment).resolve()})
-    saved_env = {key: os.environ.get(key) for key in ("PATH", "NBGRADER_EXECUTION")}
-    # nbgrader runs `alembic` by name when it creates a gradebook: it must come from this environment.
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    # nbgrader's autograde sets this around each execution and then deletes it (utils.setenv, which
-    # never restores a previous value): with several threads that deletion fails. Set it once for the
-    # run instead, and make setenv leave it alone while we grade.
-    os.environ["NBGRADER_EXECUTION"] = "autograde"
-    import nbgrader.utils
-
-    original_setenv = nbgrader.utils.setenv
-    nbgrader.utils.setenv = _setenv_once
-    try:
-        with working_directory(root), warnings.catch_warnings():  # every path is absolute
-            # nbgrader's own noise (SQLAlchemy autoflush notes, nbformat's missing cell ids) is not the instructor's
-            warnings.simplefilter("ignore")
-            return _grade_class(options)
-    finally:
-        nbgrader.utils.setenv = original_setenv
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with nbgrader_steps.environment(), working_directory(root), warnings.catch_warnings():  # every path is absolute
+        # nbgrader's own noise (SQLAlchemy autoflush notes, nbformat's missing cell ids) is not the instructor's
+        warnings.simplefilter("ignore")
+        return _grade_class(options)
 
 
 def _grade_class(options: Options) -> ClassResult:
@@ -440,7 +353,7 @@ def _grade_class(options: Options) -> ClassResult:
     from autograder.grading.course import CourseError
 
     root, out = options.course, options.out
-    if options.sandbox:  # stop before anything is written when kernels cannot be confined
+    if options.sandbox and not options.scheduler:  # stop before anything is written when kernels cannot be confined (workers are checked when they connect)
         from autograder.grading.sandbox import problem
 
         if problem():
@@ -480,7 +393,18 @@ def _grade_class(options: Options) -> ClassResult:
                 todo.append((submission, fingerprint))
         resumed = sorted(results)
         if todo:
-            jobs = options.jobs or os.cpu_count() or 1
+            if options.scheduler:
+                from autograder.grading.cluster import ClusterError
+
+                try:
+                    grader.start_cluster()
+                except ClusterError as error:
+                    raise GradingError(str(error)) from None
+                # enough notebooks in flight to keep every worker busy, also workers that join later
+                # (a waiting thread here costs little: its notebook queues at the scheduler)
+                jobs = options.jobs or max(32, 2 * grader.cluster.threads)
+            else:
+                jobs = options.jobs or os.cpu_count() or 1
             # the server imports while nbgrader registers the assignment
             grader.start_kernels(max(1, min(jobs, len(todo))))
             try:

@@ -1,0 +1,164 @@
+"""Grade one collected submission inside an nbgrader course: autograde, score, diagnose, feedback.
+
+The same code grades locally, in the instructor's course, and on a cluster
+worker, in a private scratch course that holds only this submission and the
+assignment's gradebook entries (:mod:`.cluster`). What it needs to know of the
+assignment travels in one :class:`Assignment`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from autograder.execute import Engine
+from autograder.grading import nbgrader_steps, report as reporting
+from autograder.grading.collect import Collected, placeholder
+from autograder.grading.tamper import scan_notebook
+from autograder.preprocessors import RunLog
+
+
+@dataclass
+class Assignment:
+    """What grading any submission of one assignment needs (picklable: it is sent to every worker)."""
+
+    name: str
+    notebook: str  # the notebook's name, without .ipynb
+    source: NotebookNode
+    release: NotebookNode
+    source_ids: frozenset[str]
+    test_ids: frozenset[str]
+    hidden: list[str]  # lines of hidden tests that feedback must never show
+    timeout: int
+    memory_limit: int | None
+
+
+@dataclass
+class Graded:
+    """What grading one submission found (the pipeline adds timings and fingerprints)."""
+
+    score: float
+    max_score: float
+    status: str  # graded | not graded | failed
+    faults: list[str]
+    notes: list[str]
+    tamper: list[str]
+    exercises: list[dict]
+    feedback: str  # the feedback file, "" when none was written
+    kernel_seconds: float
+
+
+def grading_engine(timeout: int, kernels, fallback, lock: threading.Lock, scratch: Path) -> Engine:
+    """How graded notebooks run: in warm, memory-limited (and, unless --no-sandbox, confined)
+    kernels, guarded, with output limits, a new kernel after a dead one, handing the bookkeeping
+    lock back while the kernel runs."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    return Engine(timeout=timeout, kernel_name="", guard=True, limit_output=True, recover=True,
+                  kernels=kernels, fallback_kernels=fallback, while_running=released(lock), scratch=str(scratch),
+                  extra_arguments=[])
+
+
+def released(lock: threading.Lock):
+    """A context manager factory that lets go of ``lock`` for as long as it is held (a plain function,
+    so that traitlets can take it as a setting)."""
+
+    @contextlib.contextmanager
+    def released():
+        lock.release()
+        try:
+            yield
+        finally:
+            lock.acquire()
+
+    return released
+
+
+class SubmissionGrader:
+    """Grades submissions of ``assignment`` in ``course``. nbgrader's steps run under ``lock`` (they
+    share the gradebook and the working directory); ``engine(student)`` says how notebooks run."""
+
+    def __init__(self, course, assignment: Assignment, lock: threading.Lock, engine, feedback):
+        self.course, self.assignment, self.lock, self.engine, self.feedback = course, assignment, lock, engine, feedback
+
+    def grade(self, collected: Collected) -> Graded:
+        tamper = scan_notebook(collected.nb, set(self.assignment.test_ids)) if collected.nb is not None else []
+        faults: list[str] = []
+        log, failed = self._autograde(collected, faults)
+        return self._result(collected, log, failed, faults, tamper)
+
+    def _attempt(self, student: str) -> tuple[RunLog, str]:
+        """Autograde one student with nbgrader: what the run found, and '' or nbgrader's error."""
+        with self.lock:
+            try:
+                return nbgrader_steps.autograde(self.course, self.assignment.name, student, self.engine(student)), ""
+            except Exception as error:
+                return RunLog(), str(error)
+
+    def _autograde(self, collected: Collected, faults: list[str]) -> tuple[RunLog, bool]:
+        """What running the submission found, and whether grading failed altogether."""
+        student = collected.student
+        log, error = self._attempt(student)
+        if error and collected.nb is not None:
+            # nbgrader could not put deleted test cells back (their neighbours were deleted too): do it ourselves
+            from autograder.execute import restore_test_cells
+
+            self.course.log.warning("retrying %s with test cells restored: %s", student, error)
+            nbformat.write(restore_test_cells(collected.nb, self.assignment.source, self.assignment.name),
+                           collected.notebook)
+            log, error = self._attempt(student)
+        if error:
+            self.course.log.error("grading %s as zero: %s", student, error)
+            reason = f"nbgrader could not grade this notebook ({error.splitlines()[0][:300]})"
+            collected.placeholder = reason
+            nbformat.write(placeholder(self.assignment.release, reason), collected.notebook)
+            log, error = self._attempt(student)
+            if error:
+                faults.append(f"grading failed: {error}")
+                return log, True
+        return log, False
+
+    def _result(self, collected: Collected, log: RunLog, failed: bool, faults: list[str],
+                tamper: list[str]) -> Graded:
+        if failed:
+            return Graded(0.0, 0.0, "failed", faults, collected.notes, tamper, [], "", log.seconds)
+        name, notebook, student = self.assignment.name, self.assignment.notebook, collected.student
+        with self.lock:
+            score, max_score, cells = nbgrader_steps.gradebook_scores(self.course, name, notebook, student)
+            executed = nbgrader_steps.read_autograded(self.course, name, notebook, student)
+            feedback_file, feedback_problem = self._feedback(student)
+        notes = list(collected.notes)
+        if collected.placeholder:
+            faults.append(f"not graded: {collected.placeholder}; every test scores zero")
+        elif executed is not None:
+            found, more_notes = reporting.faults(executed, log, self.assignment.memory_limit)
+            faults.extend(found)
+            notes.extend(more_notes)
+        if feedback_problem:
+            faults.append(feedback_problem)
+        tamper = list(tamper)
+        tamper.extend(f"before {gid} ran: {finding} (put back)" for gid, items in log.guard.items() for finding in items)
+        tamper.extend(f"{item}; the cell scored zero" for item in log.integrity)
+        tamper.extend(log.blocked)  # what the kernel's audit hook refused outside test cells
+        exercises = reporting.exercise_rows(name, student, cells, executed, log.records)
+        status = "not graded" if collected.placeholder else "graded"
+        return Graded(score, max_score, status, faults, notes, tamper, exercises, feedback_file, log.seconds)
+
+    def _feedback(self, student: str) -> tuple[str, str]:
+        try:
+            self.feedback(student)
+        except Exception as error:
+            return "", f"no feedback was written ({error})"
+        path = nbgrader_steps.feedback_path(self.course, self.assignment.name, self.assignment.notebook, student)
+        if not path.exists():
+            return "", "no feedback was written (nbgrader produced no file)"
+        shown = nbgrader_steps.leaked(path.read_text(encoding="utf-8"), self.assignment.hidden)
+        if shown:
+            path.unlink()
+            return "", ("feedback withheld: it would have shown hidden tests "
+                        f"({shown[0][:60]}); check the course's GenerateFeedback configuration")
+        return str(path), ""
