@@ -24,7 +24,9 @@ help:
 	@echo "make student-pack  write dist/torchnn-student/ and .zip: the release and public checks, without answers"
 	@echo "make bench     time each solution notebook top to bottom, and the series (NOTEBOOKS=\"08 09\" for some)"
 	@echo "make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1] [NO_SANDBOX=1]"
-	@echo "               grade a class with nbgrader (gradebook, grades.csv, per-exercise CSV, feedback, report)"
+	@echo "               [CLUSTER=N | SCHEDULER=tcp://host:8786]"
+	@echo "               grade a class with nbgrader (gradebook, grades.csv, per-exercise CSV, feedback, report),"
+	@echo "               here or on Dask workers (CLUSTER: N local workers; SCHEDULER: an existing cluster)"
 	@echo "make demo-grade  generate a sample class (good work, mistakes, broken files) into build/ and grade it"
 	@echo "make bench-grade time 'autograder grade' against sequential 'nbgrader autograde' on a 40-notebook class"
 	@echo "make clean     remove the virtual environment and everything tests or grading left behind"
@@ -67,8 +69,8 @@ bench: $(INSTALLED)
 
 # Instructors: grade a class into this course's gradebook (see README, "Grading a class").
 grade: $(INSTALLED)
-	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1]"; exit 2; }
-	$(BIN)/autograder grade $(ASSIGNMENT) --submissions "$(SUBMISSIONS)" $(if $(JOBS),--jobs $(JOBS)) $(if $(STUDENT),--student $(STUDENT)) $(if $(FORCE),--force) $(if $(NO_SANDBOX),--no-sandbox)
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1] [NO_SANDBOX=1] [CLUSTER=N | SCHEDULER=tcp://host:8786]"; exit 2; }
+	$(BIN)/autograder grade $(ASSIGNMENT) --submissions "$(SUBMISSIONS)" $(if $(JOBS),--jobs $(JOBS)) $(if $(STUDENT),--student $(STUDENT)) $(if $(FORCE),--force) $(if $(NO_SANDBOX),--no-sandbox) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 # A walkthrough on a fresh clone: a throwaway course in build/demo-grade (never the real gradebook),
 # a synthetic class with every kind of submission, graded, then graded again (nothing is redone).

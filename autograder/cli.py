@@ -100,6 +100,7 @@ def _grade(args: argparse.Namespace) -> int:
             jobs=args.jobs, student=args.student, force=args.force, timeout=args.timeout,
             memory_limit=parse_size(args.memory_limit), out=Path(args.out) if args.out else None,
             progress=not args.no_progress, warm_kernels=not args.cold_kernels, sandbox=not args.no_sandbox,
+            scheduler=args.scheduler or (f"local:{args.cluster}" if args.cluster else None),
         )
     except ValueError as error:
         print(f"autograder grade: --memory-limit: {error}", file=sys.stderr)
@@ -113,6 +114,13 @@ def _grade(args: argparse.Namespace) -> int:
 
     print(summary(result))
     return 0
+
+
+def _local_workers(text: str) -> int:
+    number = text.removeprefix("local:")
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"expected local:N with N a number of workers, not {text!r}")
+    return int(number)
 
 
 def _pack(args: argparse.Namespace) -> int:
@@ -196,6 +204,14 @@ def _add_instructor_commands(commands) -> None:
                        help="run student code unconfined, with your rights (only where bwrap cannot run; "
                             "the report says so). By default every kernel is confined with bubblewrap: "
                             "read-only system, no network, its own processes, only its working copy writable")
+    where = grade.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                       help="run the notebooks on the workers of this Dask cluster (dask-jobqueue on Slurm, "
+                            "dask-kubernetes, `dask worker` on lab machines); the gradebook, feedback and "
+                            "reports stay here. Workers need the course's environment, not its folder")
+    where.add_argument("--cluster", metavar="local:N", type=_local_workers,
+                       help="start a Dask LocalCluster of N worker processes here and grade on it "
+                            "(one big machine, or to try cluster grading)")
     grade.set_defaults(run=_grade)
 
     sample = commands.add_parser("sample-class", help="write a synthetic class of submissions (demos, tests, benchmarks)")

@@ -232,3 +232,135 @@ def test_honest_work_that_trains_and_plots_is_never_flagged(tmp_path):
     graded = {s.student: s for s in result.students}
     assert [s.tamper for s in result.students] == [[], []]
     assert graded[by_kind["correct"]].score == graded[by_kind["correct"]].max_score == 14
+
+
+# --- grading on a Dask cluster (autograder/grading/cluster.py) --------------------------------------
+
+# The kinds that take each path of a worker: honest work, nbgrader's own retry (deleted test cells),
+# a placeholder, a dead kernel, a killed fork server, tampering.
+ON_CLUSTER = ["correct", "blank", "mistake_1", "deleted_test_cell", "invalid_json", "os_exit", "kill_parent",
+              "tamper_check"]
+PROBE = "probe-099"  # honest work that also tries to read the course from its worker
+
+
+def _gradebook_rows(course, students):
+    """Every gradebook row of the students ({student: label}), keyed by label."""
+    from nbgrader.api import Gradebook
+
+    rows = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student, label in students.items():
+            notebook = gb.find_submission_notebook(A, A, student)
+            rows[label] = ({g.name: (g.auto_score, g.needs_manual_grade) for g in notebook.grades},
+                           {c.name: c.auto_comment for c in notebook.comments}, notebook.late_submission_penalty)
+    return rows
+
+
+def _descendants(process):
+    try:
+        return process.children(recursive=True)
+    except Exception:
+        return []
+
+
+def _kill_a_worker_mid_notebook(stop, killed):
+    """Wait until a worker of this process's LocalCluster is running a notebook (its sandbox holds a
+    fork server and a kernel forked from it), then kill that worker outright."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    me = psutil.Process(os.getpid())
+    while not stop.is_set():
+        for process in _descendants(me):
+            try:
+                if process.name() != "bwrap":
+                    continue
+                pythons = [p for p in _descendants(process) if p.name().startswith("python")]
+                if len(pythons) >= 2:  # the fork server and a kernel
+                    worker = process.parent()
+                    time.sleep(1.0)  # well into the notebook
+                    os.kill(worker.pid, signal.SIGKILL)
+                    killed.append(worker.pid)
+                    return
+            except psutil.Error:
+                continue
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def on_cluster(tmp_path_factory):
+    """A part of the class graded on a LocalCluster of two workers, one of them killed mid-notebook."""
+    import threading
+
+    from autograder.grading.sample import Assignment as SampleAssignment, build
+
+    tmp = tmp_path_factory.mktemp("cluster")
+    course = make_course(tmp / "course")
+    students = write_class(ROOT, A, tmp / "class", kinds=ON_CLUSTER, layout="folders")
+    nb = nbformat.reads(build(SampleAssignment(ROOT, A), "correct")[1].decode(), as_version=4)
+    targets = [course / "gradebook.db", course / "solutions" / A / f"{A}.ipynb", course / "submitted",
+               course / "nbgrader_config.py", tmp / "class"]
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import os\n"
+        f"for target in {[str(t) for t in targets]!r}:\n"
+        "    try:\n"
+        "        os.listdir(target) if os.path.isdir(target) else open(target, 'rb').read(1)\n"
+        "        print('READ', target)\n"
+        "    except OSError as error:\n"
+        "        print('DENIED', target, type(error).__name__)\n"
+        "print('HERE', sorted(name for name in os.listdir('.') if not name.startswith('.')))\n"))
+    (tmp / "class" / PROBE).mkdir()
+    nbformat.write(nb, tmp / "class" / PROBE / f"{A}.ipynb")
+    options = Options(A, tmp / "class", course, timeout=TIMEOUT, memory_limit=2 * 2**30, progress=False,
+                      scheduler="local:2")
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_a_worker_mid_notebook, args=(stop, killed), daemon=True)
+    killer.start()
+    try:
+        result = grade_class(options)
+    finally:
+        stop.set()
+    return {"course": course, "options": options, "result": result, "killed": killed,
+            "students": {**students, PROBE: "correct"}}
+
+
+def test_a_cluster_grades_exactly_as_local_grading_even_when_a_worker_dies(graded, on_cluster):
+    assert on_cluster["killed"], "no worker was killed while it ran a notebook"
+    result = on_cluster["result"]
+    assert result.resumed == [] and sorted(result.graded) == sorted(on_cluster["students"])
+    assert all(s.status != "failed" for s in result.students), [s.faults for s in result.students]
+    theirs = {student: kind for student, kind in on_cluster["students"].items() if student != PROBE}
+    ours = {graded["by_kind"][kind]: kind for kind in ON_CLUSTER}
+    assert _gradebook_rows(on_cluster["course"], theirs) == _gradebook_rows(graded["course"], ours)
+    local = {graded["by_kind"][kind]: s for s in graded["result"].students for kind in ON_CLUSTER
+             if s.student == graded["by_kind"][kind]}
+    for s in result.students:
+        if s.student == PROBE:
+            continue
+        twin = local[graded["by_kind"][on_cluster["students"][s.student]]]
+        assert (s.score, s.max_score, s.status, bool(s.tamper)) == (twin.score, twin.max_score, twin.status,
+                                                                     bool(twin.tamper)), s.student
+        assert [e["points"] for e in s.exercises] == [e["points"] for e in twin.exercises], s.student
+        assert s.feedback and open(s.feedback, encoding="utf-8").read(), s.student
+    # nothing graded twice: each outcome was recorded in the gradebook once
+    log = (on_cluster["course"] / "exports" / A / "grading.log").read_text(encoding="utf-8")
+    for student in on_cluster["students"]:
+        assert log.count(f"recorded {student} ") == 1, student
+
+
+def test_student_code_on_a_worker_cannot_read_the_course(on_cluster):
+    course = on_cluster["course"]
+    executed = nbformat.read(course / "autograded" / PROBE / A / f"{A}.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for o in executed.cells[-1].outputs)
+    assert "READ" not in printed and printed.count("DENIED") == 5, printed
+    assert "HERE ['02_manual_model.ipynb']" in printed, printed  # its own working copy, nothing else
+    probe = next(s for s in on_cluster["result"].students if s.student == PROBE)
+    assert probe.score == 19
+
+
+def test_a_second_cluster_run_resumes_without_starting_a_cluster(on_cluster):
+    again = grade_class(Options(**{**on_cluster["options"].__dict__, "scheduler": "tcp://127.0.0.1:9"}))
+    assert again.graded == [] and sorted(again.resumed) == sorted(on_cluster["students"])

@@ -90,9 +90,12 @@ def test_the_pack_has_the_notebooks_the_two_commands_and_the_pins(pack):
     readme = (folder / "README.md").read_text()
     assert "make lab" in readme and "make check" in readme and "more tests run" in readme
     # The course's runtime pins; its dev tools (tests, browser) stay with the course.
+    from autograder.pack import GRADING_ONLY
+
     course_pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     for pin in course_pins:
-        assert f'"{pin}"' in (folder / "pyproject.toml").read_text(), f"the pack does not pin {pin}"
+        packed = f'"{pin}"' in (folder / "pyproject.toml").read_text()
+        assert packed != (pin.split("==")[0] in GRADING_ONLY), f"the pack pins {pin} wrongly (grading only: {GRADING_ONLY})"
     with zipfile.ZipFile(archive) as zipped:
         names = zipped.namelist()
     assert all(name.startswith(f"{PACK_NAME}/") for name in names)
