@@ -13,6 +13,11 @@ each in its own throwaway copy of the course under build/bench-grade/.
   `nbgrader generate_feedback` and `nbgrader export`: the same outputs.
 - ours: `autograder grade ASSIGNMENT --jobs N`, which does all of that, every kernel confined with
   bubblewrap; and the same with `--no-sandbox` in a third copy, to show what confinement costs.
+- on a cluster: the same class graded on a Dask LocalCluster of 1, 2, ... workers (`--cluster N`),
+  with the workers' own time per notebook; then the coordinator alone: a larger class whose outcomes
+  the "workers" hand back at once (recorded in the cluster run), to measure how many notebooks a
+  second the coordinator puts into the gradebook, autograded/, feedback/ and the exports. From
+  the two it works out what 10, 40 and 100 workers would give for 18,000 notebooks.
 
 The scores of every test cell in the two gradebooks must be identical, or the
 benchmark fails. It prints both times, the throughput ratio, and the load
@@ -32,8 +37,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from autograder.grading import cluster  # noqa: E402
+from autograder.grading.pipeline import Options, grade_class  # noqa: E402
 from autograder.grading.sample import REALISTIC, write_class  # noqa: E402
 from autograder.release import tool_env  # noqa: E402
+
+MOOC = 18_000  # 2,000 learners with 9 notebooks each
+_REAL_CLUSTER = cluster.Cluster
 
 
 def make_course(where: Path) -> Path:
@@ -67,6 +77,98 @@ def cell_scores(course: Path, assignment: str) -> dict[tuple[str, str], float | 
     return scores
 
 
+class _Recording(cluster.Cluster):
+    """The real cluster, keeping every outcome it hands back (for the coordinator-only run)."""
+
+    outcomes: list = []
+
+    def grade(self, collected, submitted):
+        outcome = super().grade(collected, submitted)
+        self.outcomes.append((collected.student, outcome))
+        return outcome
+
+
+class _Instant(cluster.Cluster):
+    """Workers that answer at once with a recorded outcome of a submission of the same kind."""
+
+    by_kind: dict = {}
+    kind_of: dict = {}
+
+    def __init__(self, address, sandbox, preload, log=None):
+        self.client = self.local = None
+
+    threads = 32
+    description = "recorded outcomes"
+
+    def share(self, course, assignment, folder):
+        pass
+
+    def grade(self, collected, submitted):
+        return self.by_kind[self.kind_of[collected.student]]
+
+    def close(self):
+        pass
+
+
+def grade_here(assignment: str, course: Path, submissions: Path, scheduler: str) -> float:
+    started = time.perf_counter()
+    result = grade_class(Options(assignment, submissions, course, scheduler=scheduler, progress=False))
+    failed = [s.student for s in result.students if s.status == "failed"]
+    if failed:
+        sys.exit(f"grading on {scheduler} failed for {failed[:5]}: {result.students[0].faults}")
+    return time.perf_counter() - started
+
+
+def bench_cluster(args, work: Path, students: dict, reference: dict) -> int:
+    """The cluster series and the coordinator alone; 0 when every score matched ``reference``."""
+    n = len(students)
+    per_worker = {}
+    for workers in args.cluster:
+        course = make_course(work / f"cluster-{workers}")
+        _Recording.outcomes = []
+        cluster.Cluster = _Recording
+        try:
+            seconds = grade_here(args.assignment, course, work / "class", f"local:{workers}")
+        finally:
+            cluster.Cluster = _REAL_CLUSTER
+        if cell_scores(course, args.assignment) != reference:
+            print(f"FAIL: on {workers} workers the cell scores differ from local grading")
+            return 1
+        worker_seconds = sum(o.seconds for _, o in _Recording.outcomes) / len(_Recording.outcomes)
+        per_worker[workers] = worker_seconds
+        recorded = list(_Recording.outcomes)
+        print(f"autograder grade --cluster {workers}: {seconds:.1f} s, {n / seconds * 60:.1f} notebooks/min "
+              f"(a worker spends {worker_seconds:.2f} s per notebook: kernel, nbgrader's steps, feedback)")
+
+    _Instant.by_kind = {students[student]: outcome for student, outcome in recorded}
+    runs = {}
+    for size in (args.coordinator // 4, args.coordinator):
+        klass = work / f"class-{size}"
+        _Instant.kind_of = write_class(ROOT, args.assignment, klass, size=size, kinds=REALISTIC, layout="nbgrader")
+        course = make_course(work / f"coordinator-{size}")
+        cluster.Cluster = _Instant
+        try:
+            runs[size] = grade_here(args.assignment, course, klass, "recorded")
+        finally:
+            cluster.Cluster = _REAL_CLUSTER
+    small, large = args.coordinator // 4, args.coordinator
+    rate = (large - small) / (runs[large] - runs[small])
+    fixed = runs[small] - small / rate
+    print(f"coordinator alone (instant workers): {large} notebooks in {runs[large]:.1f} s, {small} in "
+          f"{runs[small]:.1f} s: {rate:.1f} notebooks/s once started ({fixed:.1f} s of start-up)")
+
+    cost = min(per_worker.values())
+    print()
+    print(f"worked out for {MOOC:,} notebooks, at {cost:.2f} s of one worker per notebook and at most "
+          f"{rate:.1f} notebooks/s through the coordinator:")
+    for workers in (10, 40, 100):
+        throughput = min(workers / cost, rate)
+        bound = "the coordinator" if workers / cost > rate else "the workers"
+        print(f"  {workers:>3} workers: {throughput:5.1f} notebooks/s, {MOOC / throughput / 60:6.1f} min "
+              f"(bound by {bound})")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--assignment", default="02_manual_model")
@@ -74,6 +176,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--breakdown", action="store_true",
                         help="also time ours with one job, and with cold kernels, to show where the gain comes from")
+    parser.add_argument("--cluster", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2],
+                        metavar="N1,N2", help="LocalCluster sizes to grade the class on (default 1,2)")
+    parser.add_argument("--coordinator", type=int, default=400, metavar="N",
+                        help="submissions in the coordinator-only run (default 400)")
+    parser.add_argument("--cluster-only", action="store_true",
+                        help="skip plain nbgrader and --no-sandbox; compare the cluster with local grading")
     args = parser.parse_args()
     if args.size < 1:
         parser.error("--size must be positive")
@@ -90,6 +198,17 @@ def main() -> int:
     shutil.copytree(work / "class", theirs / "submitted")
     print(f"class: {len(students)} submissions of {args.assignment} ({', '.join(REALISTIC)}, in turn)")
 
+    autograder = str(Path(python).parent / "autograder")
+    if args.cluster_only:
+        timings = {"ours": run([autograder, "grade", args.assignment, "--course", str(ours), "--submissions",
+                                str(work / "class"), "--no-progress", "--jobs", str(args.jobs)], ours)}
+        n = len(students)
+        print(f"autograder grade --jobs {args.jobs}, confined, here: {timings['ours']:.1f} s, "
+              f"{n / timings['ours'] * 60:.1f} notebooks/min")
+        status = bench_cluster(args, work, students, cell_scores(ours, args.assignment))
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        return status
+
     # Registering the assignment in the gradebook is set-up, not grading: done for nbgrader before timing
     # (our command does it inside its timed run).
     run([python, "-m", "nbgrader", "generate_assignment", args.assignment, "--force",
@@ -104,7 +223,6 @@ def main() -> int:
     nbgrader_all = timings["nbgrader autograde"] + timings["nbgrader feedback+export"]
     print(f"nbgrader generate_feedback + export: {timings['nbgrader feedback+export']:.1f} s")
 
-    autograder = str(Path(python).parent / "autograder")
     grade = [autograder, "grade", args.assignment, "--course", str(ours), "--submissions", str(work / "class"),
              "--no-progress"]
     timings["ours"] = run([*grade, "--jobs", str(args.jobs)], ours)
@@ -140,8 +258,10 @@ def main() -> int:
           f"{n / nbgrader_all * 60:.1f} (with feedback and export); autograder grade {n / timings['ours'] * 60:.1f}")
     print(f"ratio: {timings['nbgrader autograde'] / timings['ours']:.2f}x against nbgrader autograde alone, "
           f"{nbgrader_all / timings['ours']:.2f}x against autograde + feedback + export")
-    print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine slows both runs)")
-    return 0
+    print()
+    status = bench_cluster(args, work, students, reference) if args.cluster else 0
+    print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine slows every run)")
+    return status
 
 
 if __name__ == "__main__":

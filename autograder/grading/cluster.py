@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from traitlets.config import Config
@@ -90,6 +90,7 @@ class Outcome:
     submitted: str | None = None  # the submitted notebook, when grading rewrote it (restored or placeholder)
     rows: dict | None = None  # what the scratch gradebook recorded (nbgrader_steps.submission_rows)
     lost: str = ""  # why the cluster could not grade it (then nothing is recorded)
+    messages: list[tuple[int, str]] = field(default_factory=list)  # nbgrader's log on the worker, for grading.log
     worker: str = ""
     seconds: float = 0.0
 
@@ -207,16 +208,30 @@ class _Place:
         config.CourseDirectory.root = str(self.root)
         config.CourseDirectory.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
         config.CourseDirectory.source_directory = "source"
-        self.course = Course(self.root, config, LOG)
+        self.messages: list[tuple[int, str]] = []
+        log = logging.getLogger(f"{LOG.name}.{id(self)}")  # this thread's: its messages go with its outcome
+        log.propagate, log.handlers = False, [_Collect(self.messages)]
+        log.setLevel(logging.INFO)
+        self.course = Course(self.root, config, log)
         self.feedback = nbgrader_steps.Feedback(self.course, context.assignment.name)
 
     def reset(self) -> None:
         """Only the assignment in the gradebook, only its source files, no earlier student."""
+        self.messages.clear()
         name = self.context.assignment.name
         for kind in ("submitted", "autograded", "feedback", "source"):
             shutil.rmtree(self.course.folder(kind), ignore_errors=True)
         unzip_into(self.context.sources, self.course.folder("source") / name)
         (self.root / "gradebook.db").write_bytes(self.context.gradebook)
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list):
+        super().__init__()
+        self.into = into
+
+    def emit(self, record):
+        self.into.append((record.levelno, record.getMessage()))
 
 
 def _place(context: Context, parent: Path) -> _Place:
@@ -253,7 +268,7 @@ def run_job(context: Context, job: Job) -> Outcome:
         return grading_engine(spec.timeout, kernels, fallback, _BOOKKEEPING, place.root / "kernels" / who)
 
     graded = SubmissionGrader(place.course, spec, _BOOKKEEPING, engine, place.feedback).grade(collected)
-    outcome = Outcome(graded, worker=_worker_name())
+    outcome = Outcome(graded, worker=_worker_name(), messages=list(place.messages))
     if graded.status != "failed":
         with _BOOKKEEPING:
             outcome.rows = nbgrader_steps.submission_rows(place.course, spec.name, spec.notebook, student)
@@ -465,6 +480,8 @@ class Ledger:
         if outcome.submitted is not None:
             (self.course.folder("submitted") / student / name / f"{notebook}.ipynb").write_text(
                 outcome.submitted, encoding="utf-8")
+        for level, message in outcome.messages:  # as local grading would have logged them
+            self.course.log.log(level, "%s", message)
         graded = outcome.graded
         if graded.status == "failed":
             return graded
