@@ -28,7 +28,7 @@ help:
 	@echo "               grade a class with nbgrader (gradebook, grades.csv, per-exercise CSV, feedback, report),"
 	@echo "               here or on Dask workers (CLUSTER: N local workers; SCHEDULER: an existing cluster)"
 	@echo "make demo-grade  generate a sample class (good work, mistakes, broken files) into build/ and grade it"
-	@echo "make bench-grade time 'autograder grade' against sequential 'nbgrader autograde' on a 40-notebook class"
+	@echo "make bench-grade time 'autograder grade' (here and on 1, 2 Dask workers) against sequential 'nbgrader autograde' on a 40-notebook class, and the coordinator alone"
 	@echo "make clean     remove the virtual environment and everything tests or grading left behind"
 
 install: $(INSTALLED)

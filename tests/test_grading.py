@@ -364,3 +364,23 @@ def test_student_code_on_a_worker_cannot_read_the_course(on_cluster):
 def test_a_second_cluster_run_resumes_without_starting_a_cluster(on_cluster):
     again = grade_class(Options(**{**on_cluster["options"].__dict__, "scheduler": "tcp://127.0.0.1:9"}))
     assert again.graded == [] and sorted(again.resumed) == sorted(on_cluster["students"])
+
+
+def test_a_graders_manual_score_survives_a_cluster_regrade_and_shows_in_the_feedback(on_cluster, tmp_path):
+    from nbgrader.api import Gradebook
+
+    course = tmp_path / "course"
+    shutil.copytree(on_cluster["course"], course)
+    student = next(s for s, kind in on_cluster["students"].items() if kind == "mistake_1")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        grade = gb.find_grade("test_forward", A, A, student)
+        grade.manual_score = 2.75
+        gb.db.commit()
+    options = Options(**{**on_cluster["options"].__dict__, "course": course, "out": None, "student": student,
+                         "force": True, "scheduler": "local:1"})
+    result = grade_class(options)
+    assert result.graded == [student] and result.students[0].status == "graded"
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        grade = gb.find_grade("test_forward", A, A, student)
+        assert (grade.manual_score, grade.needs_manual_grade) == (2.75, True)  # as nbgrader's SaveAutoGrades
+    assert "2.75" in open(result.students[0].feedback, encoding="utf-8").read()

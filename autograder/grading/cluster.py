@@ -470,7 +470,7 @@ class Ledger:
     def __init__(self, course, assignment: Assignment):
         from nbgrader.api import Gradebook
 
-        self.course, self.assignment = course, assignment
+        self.course, self.assignment, self._feedback = course, assignment, None
         self.gradebook = Gradebook(course.db_url, course.coursedir().course_id)
 
     def record(self, student: str, outcome: Outcome) -> Graded:
@@ -487,11 +487,24 @@ class Ledger:
             return graded
         _replace_folder(self.course.folder("autograded") / student / name, outcome.autograded)
         _replace_folder(self.course.folder("feedback") / student / name, outcome.feedback)
-        nbgrader_steps.record_rows(self.gradebook, name, notebook, student, outcome.rows)
+        if nbgrader_steps.record_rows(self.gradebook, name, notebook, student, outcome.rows) and outcome.feedback:
+            return self._feedback_with_manual_grades(student, graded)
         self.course.log.info("recorded %s (graded by %s in %.1f s)", student, outcome.worker or "a worker",
                              outcome.seconds)
         feedback = nbgrader_steps.feedback_path(self.course, name, notebook, student)
         return replace(graded, feedback=str(feedback) if outcome.feedback else "")
+
+    def _feedback_with_manual_grades(self, student: str, graded: Graded) -> Graded:
+        """A grader's scores and comments from before are in this gradebook, not in the worker's: the
+        feedback that shows them is written here, as local grading writes it."""
+        from autograder.grading import nbgrader_steps
+        from autograder.grading.submission import SubmissionGrader
+
+        if self._feedback is None:
+            self._feedback = nbgrader_steps.Feedback(self.course, self.assignment.name)
+        grader = SubmissionGrader(self.course, self.assignment, None, None, self._feedback)
+        path, problem = grader.feedback_for(student)
+        return replace(graded, feedback=path, faults=graded.faults + ([problem] if problem else []))
 
     def close(self) -> None:
         self.gradebook.close()

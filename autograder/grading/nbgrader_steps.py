@@ -261,11 +261,11 @@ def submission_rows(course: Course, assignment: str, notebook: str, student: str
                 "late_penalty": graded.late_submission_penalty}
 
 
-def record_rows(gb, assignment: str, notebook: str, student: str, rows: dict) -> None:
+def record_rows(gb, assignment: str, notebook: str, student: str, rows: dict) -> bool:
     """Write ``rows`` (from :func:`submission_rows`) into the open gradebook ``gb`` as nbgrader's autograde
     would: the student and submission created or updated, each auto score set (a cell with a manual
     grade, or without an auto score, needs manual grading, as SaveAutoGrades decides), the comments and
-    the late penalty."""
+    the late penalty. True when a grader's manual score or comment is there too (from before)."""
     from nbgrader.api import Comment, Grade, MissingEntry
 
     try:
@@ -280,13 +280,16 @@ def record_rows(gb, assignment: str, notebook: str, student: str, rows: dict) ->
 
     # One flush at the commit, and each row's cell (its name) loaded with it: otherwise every read
     # flushes and every name is a query of its own, most of the coordinator's cost per notebook.
+    manual = False
     with gb.db.no_autoflush:
         graded = gb.find_submission_notebook(notebook, assignment, student)
         for table, column, values in ((Grade, "auto_score", rows["grades"]), (Comment, "auto_comment", rows["comments"])):
             for row in gb.db.query(table).options(joinedload(table.cell)).filter(table.notebook_id == graded.id):
+                manual = manual or getattr(row, "manual_score" if table is Grade else "manual_comment") is not None
                 if row.name in values:
                     setattr(row, column, values[row.name])
                     if table is Grade:  # as SaveAutoGrades decides
                         row.needs_manual_grade = row.manual_score is not None or row.auto_score is None
         graded.late_submission_penalty = rows["late_penalty"]
     gb.db.commit()
+    return manual

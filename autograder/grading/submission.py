@@ -130,7 +130,7 @@ class SubmissionGrader:
         with self.lock:
             score, max_score, cells = nbgrader_steps.gradebook_scores(self.course, name, notebook, student)
             executed = nbgrader_steps.read_autograded(self.course, name, notebook, student)
-            feedback_file, feedback_problem = self._feedback(student)
+            feedback_file, feedback_problem = self.feedback_for(student)
         notes = list(collected.notes)
         if collected.placeholder:
             faults.append(f"not graded: {collected.placeholder}; every test scores zero")
@@ -148,7 +148,9 @@ class SubmissionGrader:
         status = "not graded" if collected.placeholder else "graded"
         return Graded(score, max_score, status, faults, notes, tamper, exercises, feedback_file, log.seconds)
 
-    def _feedback(self, student: str) -> tuple[str, str]:
+    def feedback_for(self, student: str) -> tuple[str, str]:
+        """Write the student's feedback with nbgrader (the caller holds the lock): its path or "", and
+        what went wrong or ""."""
         try:
             self.feedback(student)
         except Exception as error:
