@@ -146,3 +146,14 @@ def test_what_a_worker_receives_holds_no_solution_and_no_course_path(tmp_path):
     job = cluster.Job("s1", zip_folder(submitted), "", ())
     assert str(course_dir).encode() not in pickle.dumps(job)
     grader.close()
+
+
+@pytest.mark.slow
+def test_a_local_cluster_starts_with_checked_workers_and_closes():
+    grid = cluster.Cluster("local:1", sandbox=True, preload=[])
+    try:
+        assert grid.threads == 1 and grid.description == "a Dask cluster of 1 worker"
+        assert grid.local is not None and grid.client.scheduler_info()["workers"]
+    finally:
+        grid.close()
+    assert grid.client is None and grid.local is None

@@ -291,7 +291,18 @@ def _kill_a_worker_mid_notebook(stop, killed):
 
 
 @pytest.fixture(scope="module")
-def on_cluster(tmp_path_factory):
+def dask_scheduler():
+    """A LocalCluster of two one-thread worker processes, shared by the cluster tests (through
+    --scheduler, as a real cluster is used; --cluster N starts one the same way)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as local:
+        yield local.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def on_cluster(tmp_path_factory, dask_scheduler):
     """A part of the class graded on a LocalCluster of two workers, one of them killed mid-notebook."""
     import threading
 
@@ -315,7 +326,7 @@ def on_cluster(tmp_path_factory):
     (tmp / "class" / PROBE).mkdir()
     nbformat.write(nb, tmp / "class" / PROBE / f"{A}.ipynb")
     options = Options(A, tmp / "class", course, timeout=TIMEOUT, memory_limit=2 * 2**30, progress=False,
-                      scheduler="local:2")
+                      scheduler=dask_scheduler)
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=_kill_a_worker_mid_notebook, args=(stop, killed), daemon=True)
     killer.start()
@@ -366,7 +377,8 @@ def test_a_second_cluster_run_resumes_without_starting_a_cluster(on_cluster):
     assert again.graded == [] and sorted(again.resumed) == sorted(on_cluster["students"])
 
 
-def test_a_graders_manual_score_survives_a_cluster_regrade_and_shows_in_the_feedback(on_cluster, tmp_path):
+def test_a_graders_manual_score_survives_a_cluster_regrade_and_shows_in_the_feedback(on_cluster, dask_scheduler,
+                                                                                     tmp_path):
     from nbgrader.api import Gradebook
 
     course = tmp_path / "course"
@@ -377,7 +389,7 @@ def test_a_graders_manual_score_survives_a_cluster_regrade_and_shows_in_the_feed
         grade.manual_score = 2.75
         gb.db.commit()
     options = Options(**{**on_cluster["options"].__dict__, "course": course, "out": None, "student": student,
-                         "force": True, "scheduler": "local:1"})
+                         "force": True, "scheduler": dask_scheduler})
     result = grade_class(options)
     assert result.graded == [student] and result.students[0].status == "graded"
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:

@@ -422,7 +422,7 @@ class Cluster:
     @property
     def description(self) -> str:
         workers = self.client.nthreads()
-        return f"a Dask cluster of {len(workers)} workers"
+        return f"a Dask cluster of {len(workers)} worker{'' if len(workers) == 1 else 's'}"
 
     def share(self, course, assignment: Assignment, folder: Path) -> None:
         """Send every worker (and any that joins later) what the run's jobs refer to."""
