@@ -4,19 +4,21 @@
 
     layout.discover        the class's submissions, validated          (layout.py)
     collect.collect        each into nbgrader's submitted/ folder      (collect.py)
-    tamper.scan_notebook   what the code tries against the checks      (tamper.py)
-    nbgrader_steps.*       nbgrader's autograde (running the notebook with the
-                           course's steps, autograder/preprocessors.py),
-                           feedback and export, in this process        (nbgrader_steps.py)
+    SubmissionGrader       one submission: tamper scan, nbgrader's autograde
+                           (running the notebook with the course's steps,
+                           autograder/preprocessors.py), scores, feedback  (submission.py)
     report.*               grades.csv, exercises.csv, report.md/json   (report.py)
 
-Submissions are graded by ``jobs`` threads. Their kernels are separate
+Locally, submissions are graded by ``jobs`` threads. Their kernels are separate
 processes forked from a warm server (:mod:`.forkserver`), each thread's server
 confined with bubblewrap (:mod:`.sandbox`; ``--no-sandbox``: one unconfined
 server), so notebooks run in parallel; nbgrader's bookkeeping (the gradebook is one SQLite file) runs one
 submission at a time under a lock, which the engine releases while a
-notebook runs (``Engine.while_running``). A submission whose grading goes wrong in any way is graded
-zero with the reason; the others never notice.
+notebook runs (``Engine.while_running``). On a Dask cluster (``scheduler``), each
+thread hands its submission to a worker, which runs the same SubmissionGrader in
+a scratch course, and records the outcome here, once (:mod:`.cluster`). A
+submission whose grading goes wrong in any way is graded zero with the reason;
+the others never notice.
 
 A state file per student remembers what was graded: a re-run skips students
 whose files, assignment source, autograder code (checks, runner, executor,
