@@ -53,7 +53,8 @@ from autograder.cells import is_test_cell
 from autograder.grading.collect import Collected
 from autograder.grading.submission import Assignment, Graded
 
-CONNECT_TIMEOUT = 60  # seconds to reach the scheduler and see a first worker
+CONNECT_TIMEOUT = 20  # seconds to reach the scheduler
+WORKERS_TIMEOUT = 120  # seconds to see a first worker (a LocalCluster's, or a batch job's, may take a while)
 LOG = logging.getLogger("autograder.grading.worker")
 
 
@@ -391,7 +392,7 @@ class Cluster:
                                           dashboard_address=None, silence_logs=logging.ERROR)
                 address = self.local.scheduler_address
             self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            self.client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
         except ValueError:
             self.close()
             raise ClusterError(f"--cluster takes local:N with N a number of workers, not {address!r}") from None
