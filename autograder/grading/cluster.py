@@ -306,11 +306,11 @@ def unfitness(found: dict, expected: dict) -> list[str]:
     return reasons
 
 
-_CHECKED: dict[int, str] = {}  # id of a context -> why this worker is unfit for it ("" when fit)
+_CHECKED: dict[tuple, str] = {}  # what a coordinator expects -> why this worker is unfit for it ("" when fit)
 
 
 def _unfit(context: Context) -> str:
-    key = id(context)
+    key = (context.sandbox, context.environment)
     if key not in _CHECKED:
         _CHECKED[key] = "; ".join(unfitness(check_worker(context.sandbox), dict(context.environment)))
     return _CHECKED[key]
