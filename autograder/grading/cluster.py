@@ -222,6 +222,7 @@ class _Place:
         name = self.context.assignment.name
         for kind in ("submitted", "autograded", "feedback", "source"):
             shutil.rmtree(self.course.folder(kind), ignore_errors=True)
+        shutil.rmtree(self.root / "kernels", ignore_errors=True)  # the previous run's check records
         unzip_into(self.context.sources, self.course.folder("source") / name)
         (self.root / "gradebook.db").write_bytes(self.context.gradebook)
 
