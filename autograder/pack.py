@@ -10,7 +10,7 @@ The student build is the package less everything that knows an answer or only
 serves the instructor: the instructor checks (reference implementations and
 hidden data, :mod:`autograder.checks.instructor`), class grading, the release
 step and the pytest plugin. What it keeps is tested not to solve any exercise
-(``tests/test_pack.py``).
+(``tests/course/test_pack.py``).
 """
 
 from __future__ import annotations

@@ -271,7 +271,7 @@ def leaves_the_callers_batch_as_it_was(move_to, seed=0, depth=2):
 # restores the optimizer, so the next steps are identical     -> restores_the_optimizer_so_training_resumes_exactly
 # the optimizer is optional                                   -> works_without_an_optimizer
 # passes map_location on to torch.load                        -> reads_with_the_map_location_it_is_given
-#                                                                (tests/test_checks_07: a real GPU, where there is one)
+#                                                                (tests/checks/test_07: a real GPU, where there is one)
 
 
 def _model(seed: int) -> nn.Module:

@@ -2,7 +2,7 @@
 
 - Where bwrap is missing or cannot create namespaces, `autograder grade` stops with one line that
   says how to install it (or to pass --no-sandbox).
-- The tricks of tests/test_sandbox.py are real: called directly, a check is fooled by them. The
+- The tricks of tests/grading/test_sandbox.py are real: called directly, a check is fooled by them. The
   runner's private copies of the checks' globals are what defeats the one that switches `fail` off
   while the check runs and puts it back afterwards.
 """

@@ -1,6 +1,6 @@
 """The parts of cluster grading that need no cluster: what travels to workers and what never does,
 the archive format, the checks of a worker's environment, and clear errors. (A LocalCluster grades
-a class in tests/test_grading.py.)"""
+a class in tests/grading/test_grading.py.)"""
 
 import io
 import os

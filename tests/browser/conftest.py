@@ -1,0 +1,1 @@
+"""JupyterLab in Debian's Chromium, driven by Playwright: what a student and an instructor see."""
