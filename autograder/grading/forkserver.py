@@ -275,9 +275,12 @@ class ForkServer:
     """Start the server process and ask it for kernels; safe to share between threads."""
 
     def __init__(self, preload: list[str], env: dict[str, str] | None = None, wrap: list[str] | None = None,
-                 cwd: str | None = None):
-        """``wrap``: a command line that confines the server (see :mod:`.sandbox`), and ``cwd`` its folder."""
+                 cwd: str | None = None, executable: str | None = None):
+        """``wrap``: a command line that confines the server (see :mod:`.sandbox`), ``cwd`` its folder and
+        ``executable`` the interpreter as the confined server sees it."""
         self._preload, self._env, self._wrap, self._cwd = preload, env, wrap, cwd
+        # normalised: a path through a folder the sandbox does not show (tests/../.venv) would not resolve
+        self._executable = executable or os.path.abspath(sys.executable)
         self.confined = bool(wrap)
         self._lock = threading.Lock()
         self.restarts = 0
@@ -289,8 +292,7 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
         self.process = subprocess.Popen(
-            # normalised: a path through a folder the sandbox does not show (tests/../.venv) would not resolve
-            [*(self._wrap or []), os.path.abspath(sys.executable), "-m", "autograder.grading.forkserver", str(theirs.fileno()),
+            [*(self._wrap or []), self._executable, "-m", "autograder.grading.forkserver", str(theirs.fileno()),
              json.dumps(self._preload), "confined" if self.confined else ""],
             pass_fds=[theirs.fileno()], env=self._env, stdin=subprocess.DEVNULL, cwd=self._cwd,
         )

@@ -130,7 +130,7 @@ class ForkProvisioner(LocalProvisioner):
     def _launch_confined(self, cmd, **kwargs):
         import ipykernel_launcher
 
-        from autograder.grading.sandbox import environment
+        from autograder.grading.sandbox import environment, inside
 
         if "ipykernel_launcher" not in cmd:
             raise RuntimeError(f"only Python (ipykernel) notebooks can be graded confined; this one asks for {cmd[0]}")
@@ -139,7 +139,7 @@ class ForkProvisioner(LocalProvisioner):
         # no JPY_PARENT_PID and no watch: the grader's pid means nothing in the sandbox, whose
         # processes all end with it (bwrap --die-with-parent)
         pid, pidfd = server.spawn(argv=argv, env=environment(self.extra_env), cwd=str(kwargs["cwd"]),
-                                  launcher=ipykernel_launcher.__file__, memory_limit=self.memory_limit,
+                                  launcher=inside(ipykernel_launcher.__file__), memory_limit=self.memory_limit,
                                   threads=self.threads, log_dir=None, watch=False)
         self.process = ForkedProcess(server, pid, pidfd, key=_host_pid(pidfd))
         self.pid = self.process.key
@@ -183,6 +183,11 @@ def kernel_manager_class(server: ForkServer | None, memory_limit: int | None = N
                 provisioner.threads, provisioner.log_dir = threads, log_dir
                 provisioner.extra_env, provisioner.pool = extra_env, pool
                 self.provisioner = provisioner
-            return await super()._async_pre_start_kernel(**kw)
+            started = await super()._async_pre_start_kernel(**kw)
+            if pool is not None:  # the connection file is written: the sandbox's user must read it
+                from autograder.grading.sandbox import hand_over
+
+                hand_over(channel)
+            return started
 
     return ForkKernelManager
