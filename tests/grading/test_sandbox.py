@@ -3,7 +3,9 @@ checks. One small class of 02_manual_model is graded once, confined, with two jo
 what that run left.
 
 Reach: each attempt runs in an extra cell of a notebook whose answers are otherwise blank and prints
-`REACH <what>: denied` or `REACH <what>: ALLOWED (...)`; every one must say denied.
+`REACH <what>: denied` or `REACH <what>: ALLOWED (...)`; every one must say denied. The same cell
+prints what the kernel is (its ids) and sees (/etc, /sys, pid 1's command line, its environment, its
+interpreter): not root, nothing of the host's secrets, no path of the course.
 Fool: each notebook answers init_params wrongly (W in nn.Linear's layout, which its checks reject)
 and leaves every other exercise blank, then tries a trick to pass anyway; each must score zero.
 """
@@ -69,13 +71,26 @@ attempt("read another student's notebook", lambda: open(OTHER).read(100))
 attempt("read a file in the home directory", lambda: open(SECRET).read())
 print("HOME LISTING " + json.dumps(sorted(os.listdir(HOME)) if os.path.isdir(HOME) else []))
 attempt("write the gradebook", lambda: write(GRADEBOOK))
-attempt("write the package", lambda: write(PACKAGE))
+attempt("write the package", lambda: write(__import__("autograder").__file__))
 attempt("write outside the working copy", lambda: write(os.path.join(COURSE, "escaped")))
 attempt("write into the system", lambda: write("/usr/escaped"))
 attempt("write into the sandbox's root", lambda: write("/escaped"))
 attempt("connect to the host's 127.0.0.1", connect)
 attempt("signal the grader", lambda: os.kill(GRADER, 0))
 attempt("see the grader in /proc", lambda: open(f"/proc/{GRADER}/cmdline").read())
+attempt("read /etc/shadow", lambda: open("/etc/shadow").read(100))
+attempt("list root's ssh keys", lambda: os.listdir("/root/.ssh"))
+attempt("read an ssh host key", lambda: open("/etc/ssh/ssh_host_ed25519_key").read(100))
+attempt("become root", lambda: os.setuid(0))
+attempt("read the fork server's environment", lambda: open("/proc/1/environ").read())
+
+import sys, autograder
+print("SEES " + json.dumps({
+    "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), *os.getgroups()],
+    "etc": sorted(os.listdir("/etc")),
+    "sys": {folder: sorted(os.listdir(folder)) for folder in ("/sys", "/sys/devices", "/sys/devices/system")},
+    "pid 1": open("/proc/1/cmdline").read(), "environment": dict(os.environ),
+    "python": [sys.executable, sys.prefix, autograder.__file__]}))
 
 # something that would outlive this notebook and spy on the next one
 subprocess.Popen(["/bin/sh", "-c", "while true; do touch /tmp/left-behind /dev/shm/left-behind; sleep 0.05; done"],
@@ -245,7 +260,7 @@ def graded(tmp_path_factory):
     constants = {
         "SOLUTION": str(course / "solutions" / A / f"{A}.ipynb"), "COURSE": str(course),
         "OTHER": str(course / "submitted" / "b-honest" / A / f"{A}.ipynb"), "HOME": str(home), "SECRET": str(secret),
-        "GRADEBOOK": str(course / "gradebook.db"), "PACKAGE": str(ROOT / "autograder" / "__init__.py"),
+        "GRADEBOOK": str(course / "gradebook.db"),
         "PORT": listener.getsockname()[1], "GRADER": os.getpid(),
     }
     reach = "\n".join(f"{k} = {v!r}" for k, v in constants.items()) + "\n" + REACH
@@ -291,7 +306,7 @@ def _points(student, exercise):
 
 def test_every_reach_is_denied(graded):
     lines = _printed(graded["executed"]["a-reach"], "REACH ")
-    assert len(lines) == 12, lines
+    assert len(lines) == 17, lines
     allowed = [line for line in lines if ": denied" not in line]
     assert allowed == []
     assert graded["reached"] == [], "the host's 127.0.0.1 was reached from a kernel"
@@ -302,6 +317,18 @@ def test_every_reach_is_denied(graded):
     listing = json.loads(_printed(graded["executed"]["a-reach"], "HOME LISTING ")[0][len("HOME LISTING "):])
     assert set(listing) <= needed, listing
     assert (graded["course"] / "submitted").is_dir() and not (graded["course"] / "escaped").exists()
+
+
+def test_a_kernel_runs_unprivileged_and_sees_nothing_of_the_host_or_the_course(graded):
+    seen = json.loads(_printed(graded["executed"]["a-reach"], "SEES ")[0][len("SEES "):])
+    assert 0 not in seen["ids"], seen["ids"]
+    assert set(seen["etc"]) <= set(sandbox.ETC) | {"passwd", "group", "hosts", "nsswitch.conf"}, seen["etc"]
+    assert seen["sys"] == {"/sys": ["devices"], "/sys/devices": ["system"], "/sys/devices/system": ["cpu"]}
+    course_paths = [str(ROOT), str(graded["course"]), str(Path.home())]
+    shown = [seen["pid 1"], *seen["environment"].values(), *seen["python"]]
+    assert [text for text in shown if any(path in text for path in course_paths)] == []
+    python_bin = os.path.dirname(seen["python"][0])
+    assert set(seen["environment"]["PATH"].split(":")) <= {python_bin, "/usr/local/bin", "/usr/bin", "/bin"}
 
 
 def test_no_notebook_sees_another_ones_processes_or_files(graded):
