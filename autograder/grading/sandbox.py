@@ -103,6 +103,14 @@ def problem() -> str:
         return ("grading runs as root, and setpriv (util-linux) was not found to run the sandbox as an "
                 "unprivileged user: install util-linux, grade as an ordinary user, or grade unconfined with --no-sandbox")
     try:
+        if as_root:
+            done = subprocess.run([*_gather(_system(), None), "--", "/bin/true"], capture_output=True, text=True,
+                                  timeout=30)
+            if done.returncode != 0:
+                why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                return (f"bwrap cannot create namespaces here as root ({why}): preparing the unprivileged sandbox "
+                        f"needs CAP_SYS_ADMIN (in a container: --cap-add SYS_ADMIN); or grade as an ordinary user, "
+                        f"or grade unconfined with --no-sandbox")
         done = subprocess.run([*_confine(_system(), None, {}), "/bin/true"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bwrap could not run ({error}). {INSTALL}."
@@ -158,16 +166,22 @@ def _confine(shown: list[str], folder: str | None, env: dict[str, str]) -> list[
     ids = owner()
     if ids is None:
         return [*isolate, *private, *shown, *rest]
-    # under root: a first bwrap, as root, builds the view (the host's /proc is there only for the
-    # second bwrap to mount its own: a user namespace may mount a proc only where one is fully visible)
+    drop = [_setpriv() or "setpriv", f"--reuid={ids[0]}", f"--regid={ids[1]}", "--clear-groups", "--"]
+    return [*_gather(shown, folder), "--", *drop, *isolate, "--ro-bind", "/", "/", *private, *rest]
+
+
+def _gather(shown: list[str], folder: str | None) -> list[str]:
+    """Under root, the first bwrap: as root, in a mount namespace of its own, it gathers what the
+    sandbox shows, for the unprivileged one that confines. The host's /proc is there only for that
+    one to mount its own (a user namespace may mount a proc only where one is fully visible)."""
+    bwrap = shutil.which("bwrap") or "bwrap"
     if folder:
         shown = [*shown, "--bind", folder, folder]
-    view = [bwrap, "--die-with-parent", *_open_ancestors(shown), *shown,
-            "--bind", "/proc", "/proc", "--dev", "/dev", "--dir", "/tmp"]
+    gather = [bwrap, "--die-with-parent", *_open_ancestors(shown), *shown,
+              "--bind", "/proc", "/proc", "--dev", "/dev", "--dir", "/tmp"]
     if not bwrap.startswith("/usr/"):
-        view += ["--ro-bind", bwrap, bwrap]
-    drop = [_setpriv() or "setpriv", f"--reuid={ids[0]}", f"--regid={ids[1]}", "--clear-groups", "--"]
-    return [*view, "--", *drop, *isolate, "--ro-bind", "/", "/", *private, *rest]
+        gather += ["--ro-bind", bwrap, bwrap]
+    return gather
 
 
 def _open_ancestors(shown: list[str]) -> list[str]:
