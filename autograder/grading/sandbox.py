@@ -240,11 +240,13 @@ def _within(path: str, folder: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def view() -> View:
+    """What a sandbox shows of this process's Python, its packages and the autograder package, and
+    the files written for it."""
     import autograder
 
     binds: list[tuple[str, str]] = []
     links: list[tuple[str, str]] = []
-    written: dict[str, str] = {}
+    written = dict(_etc_written())
     emptied: list[str] = []
     moved: list[tuple[str, str]] = []
 
@@ -356,7 +358,7 @@ def _shown(files: Path) -> list[str]:
         args += ["--ro-bind", host, there]
     for target, there in found.links:
         args += ["--symlink", target, there]
-    for there, _ in (*found.written, *_written()):
+    for there, _ in found.written:
         args += ["--ro-bind", str(files / _file_name(there)), there]
     for there in found.emptied:
         args += ["--ro-bind", str(files / "empty"), there]
@@ -368,7 +370,7 @@ def _shown(files: Path) -> list[str]:
     return args
 
 
-def _written() -> tuple[tuple[str, str], ...]:
+def _etc_written() -> tuple[tuple[str, str], ...]:
     """/etc's files about users and names, written for the sandbox."""
     return (
         ("/etc/passwd", f"sandbox:x:{UID}:{UID}:graded notebook:/tmp:/usr/sbin/nologin\n"
@@ -386,7 +388,7 @@ def _file_name(there: str) -> str:
 def write_files(folder: Path) -> Path:
     """Write the files a sandbox shows that the host does not have (see :func:`_shown`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for there, text in (*view().written, *_written()):
+    for there, text in view().written:
         (folder / _file_name(there)).write_text(text)
     (folder / "empty").write_text("")
     (folder / "empty.d").mkdir(exist_ok=True)

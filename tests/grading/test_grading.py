@@ -37,7 +37,7 @@ EXPECTED = {
     "os_exit": 19, "segfault": 19,
     "renamed": 19, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
     "deleted_exercise": 9,  # init_params (3), and train_manual (4) and fit_raw_measurements (3), which need it
-    "kill_parent": 19,  # kills its sandbox's fork server, and so its kernel: a new one grades the rest
+    "kill_parent": 19,  # kills whoever started its kernel (confined: the sandbox's pid 1, which ignores it)
     "tamper_check": 0, "tamper_registry": 0, "tamper_traceback": 0,  # blank work that tries to pass anyway
     "tamper_torch": 9, "always_equal": 9,  # the same as the honest mistakes underneath
 }
