@@ -306,8 +306,8 @@ def learner_exception(info: Any) -> BaseException:
     names = [n for n in info.get("types", []) if isinstance(n, str)]
     message = str(info.get("message", ""))[:2000]
     failure = info.get("failure")
-    if isinstance(failure, list) and len(failure) == 2:
-        return CheckFailure(str(failure[0])[:2000], str(failure[1])[:80])
+    if isinstance(failure, list) and len(failure) == 3:
+        return CheckFailure(str(failure[0])[:2000], str(failure[1])[:80], str(failure[2])[:1000])
     if "builtins.KeyboardInterrupt" in names:
         return Interrupted(message)
     cls = RuntimeError

@@ -102,6 +102,8 @@ def report(exercise: str, results: list[CheckResult]) -> str:
         else:
             lines.append(f"  ✘ {result.title}")
             lines.extend("      " + line for line in result.message.splitlines())
+            if result.fix:
+                lines.append(f"      The same failure again: {result.fix}")
     notes = sorted({note for result in results for note in result.notes})
     if notes:
         lines.append("  Note: your code raised these warnings while it was checked (they cost no points):")

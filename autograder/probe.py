@@ -190,7 +190,7 @@ def raised(exc: BaseException) -> dict:
     info = {"types": [f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__],
             "message": _text(exc)}
     if isinstance(exc, CheckFailure):  # a probe's own finding (a switched-off tool was called, ...)
-        info["failure"] = [exc.message, exc.code]
+        info["failure"] = [exc.message, exc.code, exc.fix]
     frame = learner_frame(exc)
     if frame is not None:
         info["frame"] = [frame.name, (frame.line or "").strip()]

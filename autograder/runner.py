@@ -59,7 +59,8 @@ def _run_checks(exercise: str, namespace: "dict | Learner", inputs: dict | None,
     if unknown:
         raise TypeError(f"the checks of {exercise} take no input named {', '.join(sorted(unknown))}")
 
-    learner = namespace if isinstance(namespace, Learner) else Learner(InProcess(namespace))
+    in_process = not isinstance(namespace, Learner)
+    learner = Learner(InProcess(namespace)) if in_process else namespace
     results: list[CheckResult] = []
     blocked: CheckResult | None = None
     try:
@@ -68,6 +69,8 @@ def _run_checks(exercise: str, namespace: "dict | Learner", inputs: dict | None,
                 results.append(_result(check, SKIPPED, hidden, message=f"not run: {blocked.message}", code=blocked.code))
                 continue
             result = _run_one(check, learner, hidden, {k: v for k, v in inputs.items() if k in check.inputs})
+            if result.fix and not (in_process and _met_again(result)):
+                result.fix = ""  # a first failure teaches by its cause; graded feedback never hands out the fix
             results.append(result)
             if result.status in (NOT_DEFINED, NOT_IMPLEMENTED):
                 blocked = result
@@ -120,12 +123,14 @@ def _run_one(check: registry.Check, learner: Learner, hidden: bool, inputs: dict
         )
     started = time.perf_counter()
     learner.notes = []
+    fix = ""
     with talking_to(learner), learner.session():
         try:
             args = {name: learner.name(name) for name in check.needs}
             _private(check.func)(**args, **inputs)
         except CheckFailure as failure:
             outcome = (FAILED, failure.message, failure.code)
+            fix = failure.fix
         except NotImplementedError as exc:
             outcome = (NOT_IMPLEMENTED, _describe_unfinished(exc, check), "not_implemented")
         except JudgeError as exc:  # the check's own mistake: never the learner's, and never a pass
@@ -140,7 +145,19 @@ def _run_one(check: registry.Check, learner: Learner, hidden: bool, inputs: dict
     result = _result(check, status, hidden, message=message, code=code)
     result.seconds = round(time.perf_counter() - started, 3)
     result.notes = list(learner.notes)
+    result.fix = fix
     return result
+
+
+SHOW_FIX_AFTER = 3  # failures of one check, the same way, in one session, before its exact fix is shown
+_MET: dict[tuple[str, str, str], int] = {}
+
+
+def _met_again(result: CheckResult) -> bool:
+    """Count a failure in this session (a learner's kernel); True once it has been met SHOW_FIX_AFTER times."""
+    key = (result.exercise, result.check, result.code)
+    _MET[key] = _MET.get(key, 0) + 1
+    return _MET[key] >= SHOW_FIX_AFTER
 
 
 def _result(check: registry.Check, status: str, hidden: bool, message: str = "", code: str = "") -> CheckResult:

@@ -25,7 +25,7 @@ from time import monotonic
 from nbformat.v4 import new_output
 
 from autograder.cells import error_output, is_test_cell, judged_calls
-from autograder.learner import Interrupted, Learner
+from autograder.learner import Interrupted, Learner, refuse_global_changes
 from autograder.notebook import ChecksFailed, report
 from autograder.preprocessors import RunCells, RunObserver
 from autograder.results import PASSED
@@ -33,6 +33,7 @@ from autograder.runner import run_checks
 from autograder.verdicts import TIMEOUT_ERROR
 
 NOT_JUDGED = "AutograderError"
+refuse_global_changes()  # several notebooks are judged at once in this process: no check may change its torch
 _SERVE = "__import__('autograder.probe', fromlist=['_']).serve_file({request!r}, {reply!r})"
 
 
