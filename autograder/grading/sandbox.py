@@ -14,7 +14,7 @@ at a time. A sandbox sees:
   for it), the interpreter it was made from at its own path, and the
   ``autograder`` package at :data:`PACKAGE_PARENT` first on ``PYTHONPATH``
   when it is not installed in the environment (an editable install, which
-  lives in the course): so neither the command line, ``sys.executable``,
+  lives in the course), its :data:`HIDDEN_PARTS` empty: so neither the command line, ``sys.executable``,
   ``sys.prefix`` nor the environment names the course's folder. Nothing else
   of the host: not the course (``solutions/``, ``gradebook.db``,
   ``exports/``), not the other submissions, not the home directory;
@@ -75,8 +75,10 @@ ETC = ("ld.so.cache", "localtime", "mime.types", "fonts")
 SYS = ("/sys/devices/system/cpu",)  # torch (cpuinfo) and OpenMP count the processors here
 VENV = "/opt/venv"  # where a virtual environment's packages show
 PACKAGE_PARENT = "/opt/autograder"  # where an autograder package from outside the environment shows
-# Folders of the autograder package that no kernel may see (shown empty), relative to the package.
-HIDDEN: tuple[str, ...] = ()
+# Parts of the autograder package that know answers (reference implementations, hidden data, correct
+# alternatives) or judge: the judge runs them outside the sandbox, so a kernel never sees them (each
+# shows as an empty, read-only folder).
+HIDDEN_PARTS = ("checks/instructor", "cases")
 UID = 1000  # the sandbox's user and group inside
 HOSTNAME = "sandbox"
 SANDBOX_USER = "nobody"  # the host account a sandbox runs as when grading runs as root
@@ -287,8 +289,9 @@ def view() -> View:
         pythonpath = PACKAGE_PARENT
         emptied.extend(_pointing_to_the_checkout(os.path.dirname(package), moved))
     inside_package = _inside(package, moved)
-    return View(tuple(binds), tuple(links), tuple(written.items()), tuple(emptied),
-                tuple(f"{inside_package}/{folder}" for folder in HIDDEN), tuple(moved), executable, pythonpath)
+    hidden = tuple(f"{inside_package}/{part}" for part in HIDDEN_PARTS if os.path.isdir(os.path.join(package, part)))
+    return View(tuple(binds), tuple(links), tuple(written.items()), tuple(emptied), hidden, tuple(moved),
+                executable, pythonpath)
 
 
 def _pyvenv_cfg(home: str) -> str:
