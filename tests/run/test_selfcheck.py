@@ -165,9 +165,9 @@ def test_a_cell_that_printed_to_stderr_is_named_for_what_it_did_and_cut_at_a_wor
 
 
 def test_what_a_check_printed_to_stderr_is_cut_at_a_word():
-    from autograder.runner import _notes
+    from autograder.probe import learner_notes
 
-    [note] = _notes([], "deprecated " * 100)
+    [note] = learner_notes([], "deprecated " * 100)
     assert note.startswith("printed to stderr: deprecated") and note.endswith("deprecated …"), note[-40:]
 
 
