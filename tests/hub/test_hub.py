@@ -374,6 +374,7 @@ def test_a_student_sees_neither_solutions_nor_another_students_work_nor_formgrad
     must_not_see = [
         f"{root}/solutions/{A}/{A}.ipynb",                       # the instructor's source
         f"{root}/autograder/checks/instructor/{A}.py",           # the instructor checks (hidden data)
+        f"{root}/autograder/cases",                              # planted mistakes and correct alternatives
         f"{root}/nbgrader_config.py",
         str(classroom.home(first)),                              # the other student's home
         str(classroom.home(first) / course_id / A / f"{A}.ipynb"),
@@ -384,7 +385,7 @@ def test_a_student_sees_neither_solutions_nor_another_students_work_nor_formgrad
     not_listable = [str(classroom.exchange / "inbound"), str(classroom.exchange / "feedback")]
     own = [str(classroom.home(second)), str(classroom.exchange / "outbound" / A / f"{A}.ipynb"),
            f"{root}/autograder/checks/{A}.py"]
-    modules = ["autograder.checks.instructor", "autograder.grading", f"autograder.checks.instructor.{A}"]
+    modules = ["autograder.checks.instructor", "autograder.grading", f"autograder.checks.instructor.{A}", "autograder.cases"]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         f"PATHS = {must_not_see + not_listable + own!r}\nMODULES = {modules!r}\n" + PROBE)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
