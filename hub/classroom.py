@@ -249,10 +249,11 @@ def banner(room: dict, passwords: dict[str, str]) -> str:
 
 def start(args: argparse.Namespace) -> int:
     import passwords
+    from accounts import AccountError
 
     try:
         room = set_up(args)
-    except ClassroomError as error:
+    except (ClassroomError, AccountError) as error:
         print(f"make hub: {error}", file=sys.stderr)
         return 2
     chosen = {name: passwords.generate() for name in room["users"]}
@@ -325,8 +326,12 @@ def remove(args: argparse.Namespace) -> int:
         if room["accounts"]:
             import accounts
 
-            for name in room["users"]:
-                print(accounts.remove(name))
+            try:
+                for name in room["users"]:
+                    print(accounts.remove(name))
+            except accounts.AccountError as error:
+                print(f"classroom: {error}", file=sys.stderr)
+                return 2
     if hub.exists():
         shutil.rmtree(hub)
         print(f"removed {hub}")

@@ -189,7 +189,7 @@ def type_answer(page, exercise: str, saved_to) -> None:
     page.keyboard.insert_text(answer)
     page.keyboard.press("Escape")
     last_line = answer.strip().splitlines()[-1].strip()
-    for _ in range(60):
+    for _ in range(120):
         page.keyboard.press("Control+s")
         page.wait_for_timeout(500)
         if last_line in saved_to.read_text():
