@@ -106,14 +106,15 @@ def problem() -> str:
                 "unprivileged user: install util-linux, grade as an ordinary user, or grade unconfined with --no-sandbox")
     try:
         if as_root:
-            done = subprocess.run([*_gather(_system(), None), "--", "/bin/true"], capture_output=True, text=True,
+            done = subprocess.run([*_gather(_system() + _host_config(), None), "--", "/bin/true"], capture_output=True, text=True,
                                   timeout=30)
             if done.returncode != 0:
                 why = (done.stderr.strip().splitlines() or ["no message"])[-1]
                 return (f"bwrap cannot create namespaces here as root ({why}): preparing the unprivileged sandbox "
                         f"needs CAP_SYS_ADMIN (in a container: --cap-add SYS_ADMIN); or grade as an ordinary user, "
                         f"or grade unconfined with --no-sandbox")
-        done = subprocess.run([*_confine(_system(), None, {}), "/bin/true"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run([*_confine(_system() + _host_config(), None, {}), "/bin/true"], capture_output=True,
+                              text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bwrap could not run ({error}). {INSTALL}."
     if done.returncode != 0:
@@ -154,11 +155,8 @@ def _confine(shown: list[str], folder: str | None, env: dict[str, str]) -> list[
     bwrap = shutil.which("bwrap") or "bwrap"
     isolate = [bwrap, "--unshare-all", "--die-with-parent", "--as-pid-1", "--cap-drop", "ALL",
                "--uid", str(UID), "--gid", str(UID), "--hostname", HOSTNAME]
-    # bwrap builds the sandbox's / and /dev on tmpfs, writable: once everything is mounted they are
-    # made read-only, so that /tmp, /dev/shm (both private, emptied between notebooks) and the slot's
-    # folder are all a kernel can write.
     private = ["--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc", "--tmpfs", "/tmp"]
-    rest = ["--remount-ro", "/dev", "--remount-ro", "/"]
+    rest = _read_only_rest()
     if folder:
         rest = ["--bind", folder, folder, *rest, "--chdir", folder]
     rest.append("--clearenv")
@@ -199,13 +197,27 @@ def _open_ancestors(shown: list[str]) -> list[str]:
     return [arg for folder in made for arg in ("--perms", "0755", "--dir", folder)]
 
 
+def _read_only_rest() -> list[str]:
+    """bwrap builds the sandbox's / and /dev on tmpfs, writable: once everything is mounted, they are
+    made read-only, so that /tmp, /dev/shm (both private, emptied between notebooks) and the slot's
+    folder are all a kernel can write."""
+    return ["--remount-ro", "/dev", "--remount-ro", "/"]
+
+
 def _system() -> list[str]:
+    """The system's folders, read-only."""
     args = []
     for path in SYSTEM:
         if os.path.islink(path):  # merged /usr: /bin -> usr/bin
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
+    return args
+
+
+def _host_config() -> list[str]:
+    """Of the host's /etc and /sys, what the libraries read (ETC, SYS)."""
+    args = []
     for name in ETC:
         path = f"/etc/{name}"
         if os.path.islink(path):  # /etc/localtime -> /usr/share/zoneinfo/...
@@ -356,7 +368,7 @@ def _shown(files: Path) -> list[str]:
     """bwrap's arguments that show the system and ``view()``; ``files``: where the files written for
     the sandbox are (see :func:`write_files`)."""
     found = view()
-    args = _system()
+    args = _system() + _host_config()
     for host, there in found.binds:
         args += ["--ro-bind", host, there]
     for target, there in found.links:
