@@ -11,9 +11,9 @@ import nbformat
 import pytest
 
 from autograder.grading.collect import changed_test_cells, read_problem
-from autograder.grading.course import code_fingerprint
-from autograder.grading.layout import LayoutError, discover, extract_zip
+from autograder.grading.discover import LayoutError, discover, extract_zip
 from autograder.grading.pipeline import parse_size
+from autograder.grading.state import code_fingerprint
 from autograder.grading.tamper import scan_notebook
 from autograder.preprocessors import expected_checks, verify_records
 from autograder.registry import checks_of
