@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import re
 import threading
+from dataclasses import dataclass, field
 
 from autograder.results import shorten
 
@@ -109,3 +110,70 @@ def parse_source(source: str, mode: str = "exec") -> ast.AST:
     (CPython issue gh-106905)."""
     with _PARSING:
         return ast.parse(source, mode=mode)
+
+
+@dataclass(frozen=True)
+class CheckCall:
+    """One ``check("exercise", **inputs)`` (or ``check.hidden(...)``) of a test cell."""
+
+    exercise: str
+    hidden: bool
+    inputs: dict = field(default_factory=dict)
+
+
+_IMPORTS_OF_CHECK = {"autograder"}
+
+
+def _call_of(node: ast.AST) -> CheckCall | None:
+    """The check call ``node`` is, with literal inputs; None for anything else."""
+    if not isinstance(node, ast.Call) or len(node.args) != 1 or not isinstance(node.args[0], ast.Constant):
+        return None
+    func, exercise = node.func, node.args[0].value
+    if isinstance(func, ast.Name) and func.id == "check":
+        hidden = False
+    elif (isinstance(func, ast.Attribute) and func.attr == "hidden" and isinstance(func.value, ast.Name)
+          and func.value.id == "check"):
+        hidden = True
+    else:
+        return None
+    if not isinstance(exercise, str) or any(keyword.arg is None for keyword in node.keywords):
+        return None
+    try:
+        inputs = {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords}
+    except ValueError:
+        return None
+    return CheckCall(exercise, hidden, inputs)
+
+
+def check_calls(source: str) -> list[CheckCall]:
+    """Every check call of a test cell whose exercise and inputs are written out (literals), in order."""
+    try:
+        tree = parse_source(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        call = _call_of(node)
+        if call is not None:
+            found.append(call)
+    return found
+
+
+def judged_calls(source: str) -> list[CheckCall] | None:
+    """The check calls of a test cell that holds nothing else (imports of the autograder, comments, calls
+    with literal inputs), which a judge can therefore run for it; None when it holds anything else."""
+    try:
+        tree = parse_source(source)
+    except SyntaxError:
+        return None
+    calls = []
+    for statement in tree.body:
+        if isinstance(statement, ast.ImportFrom) and statement.module in _IMPORTS_OF_CHECK and not statement.level:
+            continue
+        if isinstance(statement, ast.Import) and all(alias.name in _IMPORTS_OF_CHECK for alias in statement.names):
+            continue
+        call = _call_of(statement.value) if isinstance(statement, ast.Expr) else None
+        if call is None:
+            return None
+        calls.append(call)
+    return calls

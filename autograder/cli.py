@@ -135,6 +135,25 @@ def _pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from autograder import cases
+
+    names = args.notebooks or cases.notebooks()
+    unknown = sorted(set(names) - set(cases.notebooks()))
+    if unknown:
+        print(f"no cases for {', '.join(unknown)}; the notebooks are {', '.join(cases.notebooks())}", file=sys.stderr)
+        return 2
+    audits = []
+    for name in names:
+        print(f"auditing {name} ...", file=sys.stderr)
+        audits.append(cases.audit(name))
+    print(cases.table(audits))
+    problems = [f"{a.notebook}: {problem}" for a in audits for problem in a.problems]
+    for problem in problems:
+        print(f"- {problem}")
+    return 1 if problems else 0
+
+
 def _sample_class(args: argparse.Namespace) -> int:
     from autograder.grading.sample import KINDS, write_class
 
@@ -225,6 +244,14 @@ def _add_instructor_commands(commands) -> None:
                         help="only realistic work (correct, blank, mistakes), none of the pathological files")
     sample.add_argument("--course", default=".", metavar="DIR", help="the course directory (default: here)")
     sample.set_defaults(run=_sample_class)
+
+    audit = commands.add_parser(
+        "audit", help="run each exercise's planted mistakes and correct alternatives against the checks",
+        description="For each notebook: the rules its exercises' texts state, how many a check enforces, how many "
+                    "planted mistakes are caught by the check of the rule they break, and how many correct "
+                    "alternatives every check accepts (autograder/cases/). Lists every gap; exit status 1 if any.")
+    audit.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to audit (default: all)")
+    audit.set_defaults(run=_audit)
 
     pack = commands.add_parser("pack", help="write the student pack: released notebooks and public checks, no answers")
     pack.add_argument("--to", default="dist", metavar="DIR", help="where the folder and the .zip go (default: dist)")

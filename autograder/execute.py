@@ -5,7 +5,7 @@
 
 ``autograder check`` and ``pytest --nbcheck`` call these two; ``autograder
 grade`` lets nbgrader's autograde call the same preprocessors, configured by
-:meth:`Engine.config` (the warm, guarded grading kernel is only a setting).
+:meth:`Engine.config` (the warm, confined grading kernel and the judge are settings and observers).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from traitlets.config import Config
 from autograder import registry
 from autograder.cells import cell_label as _cell_label, grade_id, grade_ids, is_test_cell
 from autograder.course import Course
-from autograder.preprocessors import CrossCheckRecords, MarkStoppedCells, RunCells, RunLog
+from autograder.preprocessors import CollectRecords, MarkStoppedCells, RunCells, RunLog
 from autograder.verdicts import CellVerdict, cell_verdicts
 
 DEFAULT_CELL_TIMEOUT = 60
@@ -134,20 +134,20 @@ def prepare(path: str | os.PathLike, source: str | os.PathLike | None = None,
 
 @dataclass
 class Engine:
-    """How a notebook runs. A learner's check runs it in a fresh kernel; grading adds a warm, confined
-    kernel (``kernels``), the guard and the output limits, a new kernel after a dead one (``recover``),
-    and hands the bookkeeping lock over (``while_running``). Each field is a trait of
+    """How a notebook runs. A learner's check runs it in a fresh kernel and collects what its checks record;
+    grading adds a warm, confined kernel (``kernels``), output limits, the bookkeeping lock handed over while
+    the kernel runs (``while_running``), and observers of its own (the judge, the guard, recovery: see
+    :func:`autograder.grading.submission.grading_engine`). Each field is a trait of
     :class:`~autograder.preprocessors.RunCells`."""
 
     timeout: int = DEFAULT_CELL_TIMEOUT
     kernel_name: str = "python3"
-    guard: bool = False
     limit_output: bool = False
-    recover: bool = False
     kernels: type | None = None
     fallback_kernels: type | None = None
     while_running: object = None
     scratch: str = ""
+    observers: list = field(default_factory=lambda: [CollectRecords])
     # The kernel talks to us over loopback; its notice about unencrypted TCP is noise here.
     extra_arguments: list[str] = field(default_factory=lambda: ["--IPKernelApp.log_level=ERROR"])
 
@@ -156,8 +156,8 @@ class Engine:
         config.Execute.timeout = self.timeout
         config.Execute.interrupt_on_timeout = True
         settings = config.RunCells
-        for name in ("kernel_name", "guard", "limit_output", "recover", "kernels", "fallback_kernels", "while_running",
-                     "scratch", "extra_arguments"):
+        for name in ("kernel_name", "limit_output", "kernels", "fallback_kernels", "while_running", "scratch",
+                     "observers", "extra_arguments"):
             value = getattr(self, name)
             if value not in (None, ""):
                 settings[name] = value
@@ -165,7 +165,7 @@ class Engine:
 
     def preprocessors(self) -> list[type]:
         """The steps of a run, in order; nbgrader's autograde puts its own after them."""
-        return [RunCells, MarkStoppedCells] + ([CrossCheckRecords] if self.guard else [])
+        return [RunCells, MarkStoppedCells]
 
 
 @dataclass

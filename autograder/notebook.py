@@ -45,16 +45,28 @@ class CheckResults(list):
         pass
 
 
-def check(exercise: str, /, *, hidden: bool | None = None, **inputs) -> CheckResults:
+def check(exercise: str, /, **inputs) -> CheckResults:
     """Check ``exercise`` against the calling notebook's variables.
 
-    Keyword arguments are fresh inputs for the checks (other sizes, seeds or
-    values); hidden tests use them. A hidden test (``hidden=True``, or any
-    fresh input) also runs the instructor's checks, where they are installed.
+    Keyword arguments are fresh inputs for the checks (other sizes, seeds or values), and nothing else:
+    ``check`` has no options of its own, so no input can be mistaken for one. ``check.hidden(...)``, which
+    hidden tests call, also runs the instructor's checks, where they are installed.
     """
     __tracebackhide__ = True
-    namespace = sys._getframe(1).f_globals
-    hidden = bool(inputs) if hidden is None else hidden
+    return _checked(exercise, sys._getframe(1).f_globals, inputs, hidden=False)
+
+
+def _hidden(exercise: str, /, **inputs) -> CheckResults:
+    """``check`` as a hidden test calls it: the instructor's checks too, where they are installed."""
+    __tracebackhide__ = True
+    return _checked(exercise, sys._getframe(1).f_globals, inputs, hidden=True)
+
+
+check.hidden = _hidden
+
+
+def _checked(exercise: str, namespace: dict, inputs: dict, hidden: bool) -> CheckResults:
+    __tracebackhide__ = True
     results = CheckResults(run_checks(exercise, namespace, inputs, hidden=hidden))
     if all(result.status == PASSED for result in results):
         print(report(exercise, results))
@@ -90,6 +102,8 @@ def report(exercise: str, results: list[CheckResult]) -> str:
         else:
             lines.append(f"  ✘ {result.title}")
             lines.extend("      " + line for line in result.message.splitlines())
+            if result.fix:
+                lines.append(f"      The same failure again: {result.fix}")
     notes = sorted({note for result in results for note in result.notes})
     if notes:
         lines.append("  Note: your code raised these warnings while it was checked (they cost no points):")

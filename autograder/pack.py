@@ -25,7 +25,7 @@ PACK_NAME = "torchnn-student"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 # Parts of the package that never ship, relative to it: they hold answers or serve only instructors.
-INSTRUCTOR_ONLY = ("checks/instructor", "grading", "release.py", "pack.py", "pytest_plugin.py")
+INSTRUCTOR_ONLY = ("checks/instructor", "cases", "grading", "release.py", "pack.py", "pytest_plugin.py")
 
 # nbgrader's pages for instructors, which a student has no use for (Validate stays).
 _STUDENT_LAB_OFF = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment")

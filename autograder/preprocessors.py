@@ -1,29 +1,30 @@
 """The steps that run a notebook, as nbgrader preprocessors; every front end uses them.
 
-``autograder check`` and ``pytest --nbcheck`` run them through
-:func:`autograder.execute.run`; ``autograder grade`` puts them into nbgrader's
-own autograde pipeline in place of its ``Execute``. Each is configured with
-traitlets, like nbgrader's own steps (``c.RunCells.guard = True``)::
+``autograder check`` and ``pytest --nbcheck`` run them through :func:`autograder.execute.run`;
+``autograder grade`` puts them into nbgrader's own autograde pipeline in place of its ``Execute``. Each
+is configured with traitlets, like nbgrader's own steps (``c.RunCells.timeout = 60``)::
 
-    RunCells            nbgrader's Execute (timeouts, interrupts, error outputs are nbclient's),
-                          + after a dead kernel, a new one and the rest of the notebook (``recover``)
-      GuardTestCells      + before each test cell, put back what the checks rely on; after each
-                            cell, what the kernel's audit hook refused costs that test its points
-      CollectRecords      + after each cell, read what its checks recorded
-      LimitStreamOutput   + drop a flood of printed output as it arrives
-    MarkStoppedCells    after a dead or stuck kernel: an error in every test cell that never ran
-    CrossCheckRecords   a test cell without an error must have been passed by the real checks
+    RunCells           nbgrader's Execute and the course's kernel policy: a cell that runs too long is
+                         interrupted and the run goes on; a kernel that will not stop or dies ends it;
+                         warm kernels, with a usual one to fall back on; printed floods dropped as they
+                         arrive. What a front end adds, it adds as observers (below).
+    MarkStoppedCells   after the run: every test cell that never ran, and every test of an exercise the
+                         run scored zero, gets an error saying why (nbgrader scores an empty one as passed)
 
-The steps tell each other (and the front end) what happened through one
-:class:`RunLog` in ``resources["autograder"]``: the records of each cell, the
-run's faults, where and why it stopped, what the guard put back.
+An observer (:class:`RunObserver`) is called at fixed points of a run (``start``, ``before_cell``,
+``run_cell``, ``after_cell``, ``recover``, ``finish``), as pytest's hooks or distributed's worker
+plugins are: the run core imports none of them. A learner's check adds :class:`CollectRecords` (the
+results its in-kernel checks write); grading adds the judge, the guard and recovery from a dead kernel
+(:mod:`autograder.grading.observers`).
+
+The steps and observers tell each other (and the front end) what happened through one :class:`RunLog`
+in ``resources["autograder"]``.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import json
+import datetime
 import os
 import re
 import secrets
@@ -37,15 +38,14 @@ from time import monotonic
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Any, Bool, Float, Integer, Unicode
+from traitlets import Any, Bool, Float, Integer, List, Unicode
 
 from autograder import registry
-from autograder.cells import cell_label, error_output, grade_id, has_error, is_test_cell, parse_source
-from autograder.results import PASSED, RESULTS_ENV, CheckResult
-from autograder.verdicts import INTEGRITY, KERNEL_DIED, NOT_GRADED, NOT_RUN, TIMEOUT_ERROR
+from autograder.cells import cell_label, error_output, grade_id, is_test_cell
+from autograder.results import RESULTS_ENV, CheckResult
+from autograder.verdicts import KERNEL_DIED, NOT_GRADED, NOT_RUN, TIMEOUT_ERROR
 
 NOT_GRADED_KEY = "autograder_not_graded"  # notebook metadata of a placeholder for a submission that cannot run
-GUARD = "autograder.grading.guard"
 
 
 @dataclass
@@ -65,10 +65,10 @@ class RunLog:
     records: dict[int, list[CheckResult]] = field(default_factory=dict)  # check results, by cell index
     faults: list[str] = field(default_factory=list)  # timeouts, a dead kernel: what the learner should fix
     stop: Stop | None = None
-    guard: dict[str, list[str]] = field(default_factory=dict)  # what the guard put back, by test cell grade id
     truncated: dict[int, int] = field(default_factory=dict)  # cell index -> printed characters dropped
-    integrity: list[str] = field(default_factory=list)  # test cells whose records do not add up, or that were tampered with
-    blocked: list[str] = field(default_factory=list)  # what the kernel's audit hook refused outside test cells (flagged)
+    integrity: list[str] = field(default_factory=list)  # test cells that were tampered with (zero, with why)
+    blocked: list[str] = field(default_factory=list)  # what the kernel's audit hook refused or found elsewhere
+    zeroed: dict[str, tuple[str, str]] = field(default_factory=dict)  # exercise -> (why, error name): tests score 0
     seconds: float = 0.0  # wall time of the kernel run
 
 
@@ -79,135 +79,43 @@ def run_log(resources) -> RunLog:
     return log
 
 
+class RunObserver:
+    """What a front end adds to a run. Every method is optional; ``run`` is the :class:`RunCells` at work."""
+
+    def start(self, run: "RunCells", nb) -> None:
+        """Before the first cell (no kernel yet)."""
+
+    def kernel_env(self, run: "RunCells") -> dict:
+        """Environment variables every kernel of the run starts with."""
+        return {}
+
+    def before_cell(self, run: "RunCells", cell, index: int) -> str | None:
+        """Before a cell: None (run it), "skip" (leave it as it is) or "quiet" (run it for its state, keep
+        its first outputs: a cell run again after a dead kernel)."""
+        return None
+
+    def run_cell(self, run: "RunCells", cell, index: int) -> bool:
+        """Run the cell in the kernel's place (and write its outputs); True when it did."""
+        return False
+
+    def after_cell(self, run: "RunCells", cell, index: int, mode: str | None) -> None:
+        """After a cell ran (``mode`` as ``before_cell`` said)."""
+
+    def recover(self, run: "RunCells", error: DeadKernelError) -> BaseException | None:
+        """The kernel died in ``run.running``: go on with a new one (``run.run_again()``) and return None, or
+        return why not (the run then stops there). Only the first observer that has it is asked."""
+        return error
+
+    def finish(self, run: "RunCells", nb) -> None:
+        """After the last cell, the kernel shut down."""
+
+
 class _KernelStuck(Exception):
     """An interrupted cell went on running: every later cell would only wait out its own time limit."""
 
 
 # How a run can end early: a dead kernel, a stuck or timed-out cell, a kernel that stops answering.
 RUN_FAILURES = (DeadKernelError, _KernelStuck, CellTimeoutError, RuntimeError, Empty)
-
-
-class CollectRecords(Execute):
-    """Reads the results the checks of each cell write to the file named by $AUTOGRADER_RESULTS."""
-
-    scratch = Unicode("", help="Folder for the files the checks write their results to; "
-                               "a fresh temporary folder when empty.").tag(config=True)
-
-    def _open_records(self, folder: Path) -> None:
-        self._results = folder / f"results-{secrets.token_hex(4)}"
-        self._offset = 0
-        Path(f"{self._results}.jsonl").touch()
-
-    def _kernel_env(self) -> dict:
-        return {RESULTS_ENV: f"{self._results}.jsonl"}
-
-    def _records_file(self, index: int) -> Path:
-        return Path(f"{self._results}.jsonl")
-
-    def _read_records(self, index: int) -> list[CheckResult]:
-        path = self._records_file(index)
-        if not path.exists():
-            return []
-        with open(path, encoding="utf-8") as stream:
-            stream.seek(self._offset_of(index))
-            lines = stream.read()
-            self._advance(index, stream.tell())
-        found = []
-        for line in lines.splitlines():
-            if line.strip():
-                try:
-                    found.append(CheckResult.from_json(line))
-                except (ValueError, TypeError):
-                    self._log.integrity.append(f"{grade_id(self.nb.cells[index]) or index}: an unreadable check result")
-        return found
-
-    def _offset_of(self, index: int) -> int:
-        return self._offset
-
-    def _advance(self, index: int, offset: int) -> None:
-        self._offset = offset
-
-    def on_cell_executed(self, **kwargs):
-        super().on_cell_executed(**kwargs)
-        index = kwargs["cell_index"]
-        found = self._read_records(index)
-        if found or is_test_cell(kwargs["cell"]):
-            self._log.records.setdefault(index, []).extend(found)
-
-
-class GuardTestCells(CollectRecords):
-    """Before each test cell, the guard (:mod:`autograder.grading.guard`) puts back what the checks rely
-    on, and points the checks' results at a file named by a fresh nonce, which the notebook never sees.
-    The guard also starts an audit hook in the kernel, which only the grader can ask (it holds a fresh
-    token) what it refused while each cell ran; :mod:`autograder.grading.recovery` scores that."""
-
-    guard = Bool(False, help="Guard each test cell: put back the autograder's functions, the registry and "
-                             "the torch functions the checks use before it runs, and read its results from "
-                             "a file named by a fresh nonce. For grading, where notebooks may tamper.").tag(config=True)
-
-    def _kernel_env(self) -> dict:
-        return {} if self.guard else super()._kernel_env()
-
-    def _records_file(self, index: int) -> Path:
-        if not self.guard:
-            return super()._records_file(index)
-        nonce = self._nonces.get(index)
-        return Path(f"{self._results}.{nonce}.jsonl") if nonce else Path(f"{self._results}.none")
-
-    def _offset_of(self, index: int) -> int:
-        return 0 if self.guard else super()._offset_of(index)
-
-    def _advance(self, index: int, offset: int) -> None:
-        if not self.guard:
-            super()._advance(index, offset)
-
-    def preprocess_cell(self, cell, resources, index):
-        self._running = index
-        if self._kernel is None:  # how it ended is read after jupyter_client has cleaned it up
-            provisioner = getattr(self.km, "provisioner", None)
-            self._kernel = (getattr(provisioner, "pid", None), getattr(provisioner, "process", None))
-        if self.guard and cell.cell_type == "code" and cell.source.strip():
-            if not self._installed:
-                self._installed = True
-                results_dir = getattr(self.km, "results_dir", None)
-                if results_dir:  # a confined kernel may write only in its own folder
-                    self._results = Path(results_dir) / self._results.name
-                self._call_guard(f"install({str(self._results)!r}, {self._token!r})")
-            if is_test_cell(cell):
-                nonce = secrets.token_hex(8)
-                self._nonces[index] = nonce
-                found = self._call_guard(f"before_test_cell({nonce!r})")
-                if found:
-                    self._log.guard[grade_id(cell)] = found
-        return super().preprocess_cell(cell, resources, index)
-
-    def _call_guard(self, call: str) -> list[str]:
-        """Evaluate a call of the guard in the kernel, as a user expression (no transformer sees it)."""
-        value = self._silent_reply(f"__import__({GUARD!r}, fromlist=['_']).{call}")
-        if value.get("status") != "ok":
-            return [f"the grading guard could not run ({value.get('ename', 'no reply')}: {value.get('evalue', '')})"]
-        text = ast.literal_eval(parse_source(value["data"]["text/plain"], mode="eval"))
-        return [] if text == "installed" else json.loads(text)
-
-    def _silent_reply(self, expression: str) -> dict:
-        """The kernel's answer to ``expression`` evaluated as a user expression (status, data or error)."""
-        return run_sync(self._async_silent)(expression).get("user_expressions", {}).get("guard", {})
-
-    async def _async_silent(self, expression: str, timeout: float = 30) -> dict:
-        msg_id = await ensure_async(self.kc.execute("", silent=True, store_history=False, allow_stdin=False,
-                                                    user_expressions={"guard": expression}))
-        deadline = monotonic() + timeout
-        while True:
-            try:
-                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=1.0))
-            except Empty:
-                if not await ensure_async(self.km.is_alive()):
-                    raise DeadKernelError("Kernel died") from None
-                if monotonic() > deadline:
-                    raise
-                continue
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return msg["content"]
 
 
 class LimitStreamOutput(Execute):
@@ -220,39 +128,49 @@ class LimitStreamOutput(Execute):
     max_output_chars = Integer(5_000_000, help="Printed characters kept per cell; only single lines longer "
                                                "than this differ from what nbgrader keeps.").tag(config=True)
 
-    def _start_limits(self) -> None:
+    def _start_limits(self, log: RunLog) -> None:
         self._lines: dict[int, int] = {}
         self._chars: dict[int, int] = {}
+        self._truncated = log.truncated
         pattern = self.config.get("IgnorePattern", {}).get("pattern", "")
         self._pattern = re.compile(pattern) if pattern else None
         self._max_lines = int(self.config.get("LimitOutput", {}).get("max_lines", 1000))
 
-    def output(self, outs, msg, display_id, cell_index):
-        if not self.limit_output or msg["msg_type"] != "stream":
-            return super().output(outs, msg, display_id, cell_index)
-        content = msg["content"]
-        text = content.get("text", "")
-        ignorable = content.get("name") == "stderr" and self._pattern is not None and self._pattern.search(text)
+    def keep_stream(self, cell_index: int, name: str, text: str) -> str | None:
+        """The part of ``text`` (printed to stream ``name`` by cell ``cell_index``) within the limits."""
+        if not self.limit_output:
+            return text
+        ignorable = name == "stderr" and self._pattern is not None and self._pattern.search(text)
         lines = self._lines.get(cell_index, 0)
         chars = self._chars.get(cell_index, 0)
-        truncated = self._log.truncated
+        truncated = self._truncated
         if not ignorable and lines >= self._max_lines:
             truncated[cell_index] = truncated.get(cell_index, 0) + len(text)
             return None
         if chars + len(text) > self.max_output_chars:
             keep = max(1, self.max_output_chars - chars)
             truncated[cell_index] = truncated.get(cell_index, 0) + len(text) - keep
-            content["text"] = text[:keep]
-        self._chars[cell_index] = chars + len(content["text"])
+            text = text[:keep]
+        self._chars[cell_index] = chars + len(text)
         if not ignorable:
-            self._lines[cell_index] = lines + len(content["text"].split("\n"))
+            self._lines[cell_index] = lines + len(text.split("\n"))
+        return text
+
+    def output(self, outs, msg, display_id, cell_index):
+        if not self.limit_output or msg["msg_type"] != "stream":
+            return super().output(outs, msg, display_id, cell_index)
+        content = msg["content"]
+        kept = self.keep_stream(cell_index, content.get("name", ""), content.get("text", ""))
+        if kept is None:
+            return None
+        content["text"] = kept
         return super().output(outs, msg, display_id, cell_index)
 
 
-class RunCells(GuardTestCells, LimitStreamOutput):
-    """nbgrader's Execute, with the course's kernels, records, guard and output limits. A cell that runs
-    too long is interrupted and the run goes on; a kernel that dies, or will not stop, ends the run and
-    is recorded in the :class:`RunLog` for :class:`MarkStoppedCells`."""
+class RunCells(LimitStreamOutput):
+    """nbgrader's Execute, with the course's kernel policy and the front end's observers. A cell that runs
+    too long is interrupted and the run goes on; a kernel that dies, or will not stop, ends the run (unless
+    an observer recovers) and is recorded in the :class:`RunLog` for :class:`MarkStoppedCells`."""
 
     kernels = Any(None, allow_none=True, help="The kernel manager class for this run's kernels, e.g. one "
                                               "that forks warm, memory-limited kernels from a server "
@@ -266,11 +184,10 @@ class RunCells(GuardTestCells, LimitStreamOutput):
                                                     "once.").tag(config=True)
     interrupt_grace = Float(10, help="Seconds an interrupted cell may take to stop before its kernel is "
                                      "shut down and the run ends there.").tag(config=True)
-    recover = Bool(False, help="When the kernel dies (os._exit, a segfault), start a new one, run the code "
-                               "cells before the fatal one again for their state (test cells are not run "
-                               "again), skip the fatal cell and go on; the exercise it defines scores zero. "
-                               "Otherwise every test after it scores zero. For grading.").tag(config=True)
-    max_restarts = Integer(3, help="How many dead kernels one run recovers from (with `recover`).").tag(config=True)
+    observers = List(Any(), help="Factories (classes, or functions of no argument) of the run's "
+                                 "observers (RunObserver), in the order they are called.").tag(config=True)
+    scratch = Unicode("", help="Folder for the files the run shares with its kernels (check records, the "
+                               "judge's requests); a fresh temporary folder when empty.").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         resources = resources if resources is not None else {}
@@ -279,21 +196,23 @@ class RunCells(GuardTestCells, LimitStreamOutput):
         if reason:
             log.stop = Stop(-1, reason, None, (NOT_GRADED, reason))
             return nb, resources
-        self._log, self._running, self._installed, self._nonces, self._kernel = log, None, False, {}, None
-        self._token = secrets.token_hex(16)  # only the grader and the kernel's audit hook know it
-        self._replay = None
-        if self.guard:
-            from autograder.grading import recovery  # grading only (not in the student pack)
-
-            recovery.start(self, nb)
+        self.log_ = log
+        self.running: int | None = None
+        self.kernel_starts = 0
+        self._process = None
+        self._km_given = km
+        self.active = [factory() for factory in self.observers]
         self.shutdown_kernel = "immediate"  # every output is in; a graceful shutdown only costs time
         self.error_on_timeout = {
             "ename": TIMEOUT_ERROR, "traceback": [],
             "evalue": f"this cell ran longer than {self.timeout} s and was stopped. "
                       "Look for a loop that never ends, or training that runs too long."}
-        self._start_limits()
+        self._start_limits(log)
         with tempfile.TemporaryDirectory(prefix="autograder-") as fresh:
-            self._open_records(Path(self.scratch or fresh).resolve())
+            self.workdir = Path(self.scratch or fresh).resolve()
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            for observer in self.active:
+                observer.start(self, nb)
             started = monotonic()
             held = self.while_running() if self.while_running is not None else contextlib.nullcontext()
             try:
@@ -301,10 +220,8 @@ class RunCells(GuardTestCells, LimitStreamOutput):
                     nb, resources = self._execute(nb, resources, km)
             finally:
                 log.seconds += monotonic() - started
-        if self.guard:
-            from autograder.grading import recovery
-
-            recovery.finish(self, nb)
+            for observer in self.active:
+                observer.finish(self, nb)
         return nb, resources
 
     def _execute(self, nb, resources, km):
@@ -314,41 +231,55 @@ class RunCells(GuardTestCells, LimitStreamOutput):
             return super().preprocess(nb, resources, km)
         except RUN_FAILURES as first:
             failure = first
-        if self.recover and isinstance(failure, DeadKernelError) and self._running is not None:
-            from autograder.grading import recovery
-
-            nb, resources, failure = recovery.resume(self, resources, km, failure)
-            if failure is None:
-                return nb, resources
-        if self._running is None and self.fallback_kernels is not None:
+        if isinstance(failure, DeadKernelError) and self.running is not None:
+            for observer in self.active:
+                if type(observer).recover is not RunObserver.recover:
+                    failure = observer.recover(self, failure)
+                    if failure is None:
+                        return self.nb, self.resources
+                    break
+        if self.running is None and self.fallback_kernels is not None:
             self.kernel_manager_class, self.fallback_kernels = self.fallback_kernels, None
             try:
                 return super().preprocess(nb, resources, km)
             except RUN_FAILURES as again:
                 failure = again
-        self._log.stop = self._stopped(self.nb, failure)
+        self.log_.stop = self._stopped(failure)
         return self.nb, self.resources
 
+    def run_again(self):
+        """Run the notebook once more in a new kernel, from the top (the observers' ``before_cell`` says
+        which cells to skip); for an observer that recovers from a dead kernel."""
+        self._process = None
+        return Execute.preprocess(self, self.nb, self.resources, self._km_given)
+
+    # --- cells ------------------------------------------------------------------------
+
     def preprocess_cell(self, cell, resources, index):
+        self.running = index
+        if self._process is None:  # how the kernel ended is read after jupyter_client has cleaned it up
+            self._process = getattr(getattr(self.km, "provisioner", None), "process", None)
         mode = None
-        if self._replay is not None:
-            from autograder.grading import recovery
-
-            mode = recovery.replaying(self, cell, index)
-            if mode == "skip":
+        for observer in self.active:
+            said = observer.before_cell(self, cell, index)
+            if said == "skip":
                 return cell, resources
+            mode = said or mode
         kept = (cell.get("outputs"), cell.get("execution_count"))
-        result = super().preprocess_cell(cell, resources, index)
-        if self.guard:
-            from autograder.grading import recovery
-
-            recovery.after_cell(self, cell, index, mode)
+        if not any(observer.run_cell(self, cell, index) for observer in self.active):
+            super().preprocess_cell(cell, resources, index)
+        for observer in self.active:
+            observer.after_cell(self, cell, index, mode)
         if mode == "quiet" and cell.cell_type == "code":  # run again for its state: its first outputs stay
             cell.outputs, cell.execution_count = kept
-        return result
+        return cell, resources
 
     async def async_start_new_kernel(self, **kwargs):
-        kwargs["env"] = {**(kwargs.get("env") or os.environ), **self._kernel_env()}
+        env = dict(kwargs.get("env") or os.environ)
+        for observer in self.active:
+            env.update(observer.kernel_env(self))
+        kwargs["env"] = env
+        self.kernel_starts += 1
         return await super().async_start_new_kernel(**kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)
@@ -363,8 +294,94 @@ class RunCells(GuardTestCells, LimitStreamOutput):
             cell.outputs.append(error_output(TIMEOUT_ERROR, content["evalue"]))
             if not await self._kernel_answers(self.interrupt_grace):
                 raise _KernelStuck
-            self._log.faults.append(f"{self._label(index)} ran longer than {self.timeout} s and was stopped; "
+            self.log_.faults.append(f"{self.label(index)} ran longer than {self.timeout} s and was stopped; "
                                     "the run went on with the next cell")
+
+    # --- what observers use --------------------------------------------------------------
+
+    @property
+    def exchange_folder(self) -> Path:
+        """A folder both the run and its kernel can read and write: a confined kernel's own, else the run's."""
+        folder = getattr(self.km, "results_dir", None)
+        return Path(folder) if folder else self.workdir
+
+    @property
+    def kernel_pid(self) -> int | None:
+        """The kernel's process id, as this process sees it."""
+        return getattr(getattr(self.km, "provisioner", None), "pid", None)
+
+    def label(self, index: int) -> str:
+        return cell_label(self.nb, index, registry.exercise_of_grade_id)
+
+    def silent(self, code: str = "", expression: str | None = None, expressions: dict | None = None,
+               timeout: float | None = None, deadline: float | None = None, into: int | None = None) -> dict:
+        """Run ``code`` in the kernel silently (no history, no outputs of its own) and evaluate ``expressions``
+        (name -> expression; ``expression`` is named "value") as user expressions, which no transformer of
+        the learner's sees; return the reply's content (``user_expressions`` holds what each gave). What the
+        code prints to stdout goes, within the limits, into cell ``into``. Past ``deadline`` (monotonic
+        seconds; ``timeout`` from now, 30 s by default) the kernel is interrupted, and the content says
+        ``"interrupted": True``; a kernel that then does not answer within ``interrupt_grace`` ends the run."""
+        expressions = dict(expressions or {})
+        if expression:
+            expressions["value"] = expression
+        return run_sync(self._async_silent)(code, expressions, timeout, deadline, into)
+
+    async def _async_silent(self, code, expressions, timeout, deadline, into) -> dict:
+        msg_id = await ensure_async(self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
+                                                    user_expressions=expressions))
+        deadline = deadline if deadline is not None else monotonic() + (timeout or 30)
+        interrupted = False
+        while True:
+            await self._drain_iopub(msg_id, into)
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=0.05))
+            except Empty:
+                if not await ensure_async(self.km.is_alive()):
+                    raise DeadKernelError("Kernel died") from None
+                if monotonic() > deadline:
+                    if interrupted:
+                        self.shutdown_kernel = "immediate"
+                        raise _KernelStuck
+                    await ensure_async(self.km.interrupt_kernel())
+                    interrupted, deadline = True, monotonic() + self.interrupt_grace
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                await self._drain_iopub(msg_id, into)
+                content = dict(msg["content"])
+                content["interrupted"] = interrupted
+                return content
+
+    async def _drain_iopub(self, msg_id: str, into: int | None) -> None:
+        while True:
+            try:
+                msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=0))
+            except Empty:
+                return
+            if (into is None or msg["parent_header"].get("msg_id") != msg_id or msg["msg_type"] != "stream"
+                    or msg["content"].get("name") != "stdout"):
+                continue
+            text = self.keep_stream(into, "stdout", msg["content"].get("text", ""))
+            if text:
+                outputs = self.nb.cells[into].outputs
+                if outputs and outputs[-1].get("output_type") == "stream" and outputs[-1].get("name") == "stdout":
+                    outputs[-1]["text"] += text
+                else:
+                    from nbformat.v4 import new_output
+
+                    outputs.append(new_output("stream", name="stdout", text=text))
+
+    def record_cell(self, cell, started: float, ended: float) -> None:
+        """Give a cell the run wrote itself an execution count and timings, as nbclient gives the others."""
+        self.code_cells_executed += 1
+        cell["execution_count"] = self.code_cells_executed
+        if self.record_timing:
+            def stamp(moment: float) -> str:
+                wall = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=monotonic() - moment)
+                return wall.isoformat().replace("+00:00", "Z")
+
+            cell.setdefault("metadata", {})["execution"] = {
+                "iopub.status.busy": stamp(started), "iopub.execute_input": stamp(started),
+                "shell.execute_reply": stamp(ended), "iopub.status.idle": stamp(ended)}
 
     async def _kernel_answers(self, within: float) -> bool:
         """Whether the kernel, just interrupted, gets back to answering requests within ``within`` seconds."""
@@ -380,18 +397,17 @@ class RunCells(GuardTestCells, LimitStreamOutput):
         self.shutdown_kernel = "immediate"  # a graceful shutdown would wait on the stuck cell
         return False
 
-    def _label(self, index: int) -> str:
-        return cell_label(self.nb, index, registry.exercise_of_grade_id)
+    # --- how a run ends -------------------------------------------------------------------
 
-    def _stopped(self, nb, error: BaseException) -> Stop:
-        index = self._running if self._running is not None else -1
+    def _stopped(self, error: BaseException) -> Stop:
+        index = self.running if self.running is not None else -1
         if index < 0:
             fault = f"the notebook's kernel could not be started ({type(error).__name__}: {error})"
             return Stop(-1, fault, None, (NOT_RUN, f"this test did not run: {fault}."))
-        label = self._label(index)
+        label = self.label(index)
         if isinstance(error, DeadKernelError):
             fault = (f"the kernel (the Python process that runs the notebook) died while running {label}; "
-                     f"the cells after it did not run{self._exit_text()}")
+                     f"the cells after it did not run{self.exit_text()}")
             return Stop(index, fault, (KERNEL_DIED, "the kernel died while running this cell (a crash in native "
                                                     "code, running out of memory, or os._exit() stops the whole "
                                                     "Python process)."),
@@ -406,16 +422,10 @@ class RunCells(GuardTestCells, LimitStreamOutput):
         fault = f"the kernel stopped answering at {label} ({type(error).__name__}: {error}); the cells after it did not run"
         return Stop(index, fault, (KERNEL_DIED, fault + "."), (NOT_RUN, f"this test did not run: {fault}."))
 
-    def _exit_text(self) -> str:
+    def exit_text(self) -> str:
         """How the kernel process ended, when known: an exit code, or the signal that killed it."""
-        try:
-            from autograder.grading.kernels import EXIT_CODES  # forked kernels; absent from the student pack
-        except ImportError:
-            EXIT_CODES = {}
-        pid, process = self._kernel or (None, None)
-        code = EXIT_CODES.get(pid)
-        if code is None and process is not None and hasattr(process, "poll"):
-            code = process.poll()
+        process = self._process
+        code = process.poll() if process is not None and hasattr(process, "poll") else None
         if code is None:
             return ""
         if code < 0:
@@ -429,83 +439,64 @@ class RunCells(GuardTestCells, LimitStreamOutput):
         return f" (it exited with code {code}, for example through os._exit or sys.exit in native code)"
 
 
+class CollectRecords(RunObserver):
+    """A learner's check: the checks that test cells run in the kernel append their results to a file the
+    kernel is told of ($AUTOGRADER_RESULTS); after each cell, what it appended is its records."""
+
+    def start(self, run: RunCells, nb) -> None:
+        self.path = run.workdir / f"results-{secrets.token_hex(4)}.jsonl"
+        self.path.touch()
+        self.offset = 0
+
+    def kernel_env(self, run: RunCells) -> dict:
+        return {RESULTS_ENV: str(self.path)}
+
+    def after_cell(self, run: RunCells, cell, index: int, mode: str | None) -> None:
+        with open(self.path, encoding="utf-8") as stream:
+            stream.seek(self.offset)
+            lines = stream.read()
+            self.offset = stream.tell()
+        found = []
+        for line in lines.splitlines():
+            if line.strip():
+                try:
+                    found.append(CheckResult.from_json(line))
+                except (ValueError, TypeError):
+                    run.log_.faults.append(f"{run.label(index)}: a check result that could not be read")
+        if found or is_test_cell(cell):
+            run.log_.records.setdefault(index, []).extend(found)
+
+
 class MarkStoppedCells(NbGraderPreprocessor):
     """After the run ended early, the cell that was running says why, and every test cell after it gets
-    an error saying it did not run: nbgrader would score a test cell without output as passed."""
+    an error saying it did not run: nbgrader would score a test cell without output as passed. Every test
+    of an exercise the run scored zero (``RunLog.zeroed``) gets an error saying why."""
 
     def preprocess(self, nb, resources):
         log = run_log(resources)
         stop = log.stop
-        if stop is None:
-            return nb, resources
-        if stop.fault not in log.faults and stop.test_error[0] != NOT_GRADED:  # a placeholder's reason is the grader's
-            log.faults.append(stop.fault)
-        if 0 <= stop.index < len(nb.cells) and stop.cell_error and nb.cells[stop.index].cell_type == "code":
-            cell = nb.cells[stop.index]
-            if not any(o.get("ename") == stop.cell_error[0] for o in cell.get("outputs", [])):
-                cell.outputs.append(error_output(*stop.cell_error))
-        for cell in nb.cells[stop.index + 1:]:
-            if is_test_cell(cell):
-                cell.outputs = [error_output(*stop.test_error)]
+        if stop is not None:
+            if stop.fault not in log.faults and stop.test_error[0] != NOT_GRADED:  # a placeholder's reason is the grader's
+                log.faults.append(stop.fault)
+            if 0 <= stop.index < len(nb.cells) and stop.cell_error and nb.cells[stop.index].cell_type == "code":
+                cell = nb.cells[stop.index]
+                if not any(o.get("ename") == stop.cell_error[0] for o in cell.get("outputs", [])):
+                    cell.outputs.append(error_output(*stop.cell_error))
+            for cell in nb.cells[stop.index + 1:]:
+                if is_test_cell(cell):
+                    cell.outputs = [error_output(*stop.test_error)]
+        if log.zeroed:
+            from autograder.cells import check_calls
+            from autograder.verdicts import INTEGRITY
+
+            for cell in nb.cells:
+                if not is_test_cell(cell):
+                    continue
+                for call in check_calls(cell.source):
+                    if call.exercise in log.zeroed:
+                        why, ename = log.zeroed[call.exercise]
+                        (log.integrity if ename == INTEGRITY else log.faults).append(f"{grade_id(cell)} scores zero: {why}")
+                        cell.outputs.append(error_output(ename, f"{why}; the tests of {call.exercise} score zero"))
+                        break
         return nb, resources
 
-
-class CrossCheckRecords(NbGraderPreprocessor):
-    """A test cell that shows no error must have been passed by the real checks of its ``check`` calls;
-    otherwise it gets an error output (the notebook interfered with grading) and earns nothing."""
-
-    enabled = Bool(True, help="Cross-check each test cell's outcome with its checks' records.").tag(config=True)
-
-    def preprocess(self, nb, resources):
-        log = run_log(resources)
-        for index, cell in enumerate(nb.cells):
-            if not is_test_cell(cell) or has_error(cell):
-                continue
-            problem = verify_records(cell.source, log.records.get(index, []))
-            if problem:
-                log.integrity.append(f"{grade_id(cell)}: {problem}")
-                cell.outputs.append(error_output(
-                    INTEGRITY, f"this test cell showed no error, but {problem}. The submission interfered "
-                               "with grading (see the grading report); the cell earns no points."))
-        return nb, resources
-
-
-def expected_checks(source: str) -> list[tuple[str, bool]]:
-    """The ``check("exercise", ...)`` calls of a test cell: (exercise, hidden)."""
-    try:
-        tree = parse_source(source)
-    except SyntaxError:
-        return []
-    calls = []
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "check"
-                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-            calls.append((node.args[0].value, _hidden(node.keywords)))
-    return calls
-
-
-def _hidden(keywords: list[ast.keyword]) -> bool:
-    """As ``check`` decides: ``hidden=`` when given as a constant, else whether any fresh input is."""
-    for keyword in keywords:
-        if keyword.arg == "hidden" and isinstance(keyword.value, ast.Constant):
-            return bool(keyword.value.value)
-    return bool(keywords)
-
-
-def verify_records(source: str, records: list[CheckResult]) -> str:
-    """'' when ``records`` are what the real checks of the cell's ``check`` calls write when all pass;
-    else what is wrong."""
-    for exercise, hidden in expected_checks(source):
-        try:
-            names = [c.name for c in registry.checks_of(exercise) if hidden or not c.instructor]
-        except KeyError:
-            continue
-        mine = [r for r in records if r.exercise == exercise and r.hidden == hidden]
-        if not mine:
-            return f"the checks of {exercise} recorded no result"
-        if [r.check for r in mine[:len(names)]] != names or len(mine) % len(names):
-            return f"the results recorded for {exercise} are not those of its checks"
-        failed = [r for r in mine if r.status != PASSED]
-        if failed:
-            return f"the checks of {exercise} recorded {failed[0].status} for {failed[0].check}"
-    return ""

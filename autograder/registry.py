@@ -42,6 +42,7 @@ class Check:
     needs: tuple[str, ...]
     inputs: tuple[str, ...]
     instructor: bool = False
+    rules: tuple[str, ...] = ()  # the rules of the exercise's text this check enforces (ids of its contract list)
 
     @property
     def name(self) -> str:
@@ -62,12 +63,16 @@ class Checks:
             self.by_exercise: dict[str, list[Check]] = {}
             _NOTEBOOKS[notebook] = self
 
-    def of(self, exercise: str) -> Callable[[Callable], Callable]:
+    def of(self, exercise: str, rule: str | tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+        """Register a check of ``exercise`` that enforces ``rule`` (one id, or several, of the exercise's
+        contract list in the notebook: ``<!-- rule: id -->`` after each bullet)."""
+        rules = (rule,) if isinstance(rule, str) else tuple(rule)
+
         def register(func: Callable) -> Callable:
             params = inspect.signature(func).parameters.values()
             needs = tuple(p.name for p in params if p.default is inspect.Parameter.empty)
             inputs = tuple(p.name for p in params if p.default is not inspect.Parameter.empty)
-            check = Check(self.notebook, exercise, func, needs, inputs, self.instructor)
+            check = Check(self.notebook, exercise, func, needs, inputs, self.instructor, rules)
             self.by_exercise.setdefault(exercise, []).append(check)
             return func
 
@@ -93,7 +98,7 @@ def _modules() -> list[str]:
         return names
     return names + [f"{instructor.__name__}.{m.name}"
                     for m in sorted(pkgutil.iter_modules(instructor.__path__), key=lambda m: m.name)
-                    if not m.name.startswith("_")]
+                    if not m.name.startswith("_") and not m.ispkg]
 
 
 def _load_all() -> None:

@@ -32,21 +32,24 @@ def shorten(text: str, limit: int) -> str:
 
 
 class CheckFailure(AssertionError):
-    """The learner's answer is wrong; ``code`` names the mistake in a stable, short form."""
+    """The learner's answer is wrong; ``code`` names the mistake in a stable, short form. ``message`` says
+    what was found, what was expected and the likely cause; ``fix``, the exact change that repairs it,
+    is shown only after the same check has failed the same way several times (see the runner)."""
 
-    def __init__(self, message: str, code: str = "wrong_answer"):
+    def __init__(self, message: str, code: str = "wrong_answer", fix: str = ""):
         super().__init__(message)
         self.message = message
         self.code = code
+        self.fix = fix
 
 
-def fail(message: str, code: str = "wrong_answer") -> None:
-    """Stop the current check with a diagnosis."""
+def fail(message: str, code: str = "wrong_answer", fix: str = "") -> None:
+    """Stop the current check with a diagnosis (and, for later, the exact fix)."""
     __tracebackhide__ = True
-    raise CheckFailure(message, code)
+    raise CheckFailure(message, code, fix)
 
 
-def expect(condition: object, message: str, code: str = "wrong_answer") -> None:
+def expect(condition: object, message: str, code: str = "wrong_answer", fix: str = "") -> None:
     """Fail with ``message`` unless ``condition`` is true.
 
     ``condition`` must be a real ``bool``: an object whose ``__bool__`` was
@@ -54,7 +57,7 @@ def expect(condition: object, message: str, code: str = "wrong_answer") -> None:
     """
     __tracebackhide__ = True
     if condition is not True:
-        raise CheckFailure(message, code)
+        raise CheckFailure(message, code, fix)
 
 
 @dataclass
@@ -68,6 +71,7 @@ class CheckResult:
     hidden: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    fix: str = ""  # the exact fix, once the learner has met this failure several times ("" otherwise)
 
     @property
     def passed(self) -> bool:

@@ -1,27 +1,25 @@
-"""Run the checks of one exercise against a namespace and collect the results.
+"""Run the checks of one exercise against the learner's code and collect the results.
 
-The runner is where the learner's session is protected from the checks and
-the checks from the learner's session: every check runs with its own random
-state, with warnings and stderr captured (nbgrader scores any stderr output in
-a test cell as zero), and with every exception turned into a result that says
-whose fault it was.
+The runner is where the learner's session is protected from the checks and the checks from the
+learner's code. Every check talks to the learner's code through a :class:`~autograder.learner.Learner`:
+in a notebook (a learner's own check) that is this very process, through
+:class:`~autograder.learner.InProcess`; in grading it is the learner's kernel, while the checks run in the
+grader's process (the judge). Either way each check gets the learner's random state, grad mode, dtype
+and threads fresh and leaves them as they were, warnings and stderr of the learner's code are noted
+(nbgrader scores any stderr output in a test cell as zero), and every exception becomes a result that
+says whose fault it was.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import sys
 import time
-import traceback
 import types
-import warnings
 from pathlib import Path
 
-import torch
-
 from autograder import registry
+from autograder.codec import CodecError
+from autograder.learner import InProcess, JudgeError, Learner, talking_to
 from autograder.results import (
     ERROR,
     FAILED,
@@ -32,29 +30,27 @@ from autograder.results import (
     SKIPPED,
     CheckFailure,
     CheckResult,
-    shorten,
 )
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
-_LIBRARY_DIRS = tuple(
-    str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix} if p
-)
 
 
-def run_checks(exercise: str, namespace: dict, inputs: dict | None = None, hidden: bool = False) -> list[CheckResult]:
-    """Run every check of ``exercise`` against the objects in ``namespace``.
+def run_checks(exercise: str, namespace: "dict | Learner", inputs: dict | None = None,
+               hidden: bool = False) -> list[CheckResult]:
+    """Run every check of ``exercise`` against the learner's code: the objects of ``namespace`` (in this
+    process), or those a :class:`~autograder.learner.Learner` reaches (the judge's case).
 
-    ``inputs`` replace the checks' default inputs (a hidden test's fresh sizes
-    or seeds); a check only receives the inputs it declares.
+    ``inputs`` replace the checks' default inputs (a hidden test's fresh sizes or seeds); a check only
+    receives the inputs it declares.
     """
     _verify()
-    # The learner's code runs inside the checks: the runner and the checks go on with private copies
-    # of their modules' globals, so that replacing, say, a check module's `expect` (through
-    # sys.modules, and putting it back later) changes nothing they use.
+    # The learner's code may run inside this process while the checks run: the runner and the checks go
+    # on with private copies of their modules' globals, so that replacing, say, a check module's `expect`
+    # (through sys.modules, and putting it back later) changes nothing they use.
     return _private(_run_checks)(exercise, namespace, inputs, hidden)
 
 
-def _run_checks(exercise: str, namespace: dict, inputs: dict | None, hidden: bool) -> list[CheckResult]:
+def _run_checks(exercise: str, namespace: "dict | Learner", inputs: dict | None, hidden: bool) -> list[CheckResult]:
     inputs = inputs or {}
     checks = [check for check in registry.checks_of(exercise) if hidden or not check.instructor]
     if not checks:  # every exercise has checks: an empty list was emptied by someone
@@ -63,16 +59,23 @@ def _run_checks(exercise: str, namespace: dict, inputs: dict | None, hidden: boo
     if unknown:
         raise TypeError(f"the checks of {exercise} take no input named {', '.join(sorted(unknown))}")
 
+    in_process = not isinstance(namespace, Learner)
+    learner = Learner(InProcess(namespace)) if in_process else namespace
     results: list[CheckResult] = []
     blocked: CheckResult | None = None
-    for check in checks:
-        if blocked is not None:
-            results.append(_result(check, SKIPPED, hidden, message=f"not run: {blocked.message}", code=blocked.code))
-            continue
-        result = _run_one(check, namespace, hidden, {k: v for k, v in inputs.items() if k in check.inputs})
-        results.append(result)
-        if result.status in (NOT_DEFINED, NOT_IMPLEMENTED):
-            blocked = result
+    try:
+        for check in checks:
+            if blocked is not None:
+                results.append(_result(check, SKIPPED, hidden, message=f"not run: {blocked.message}", code=blocked.code))
+                continue
+            result = _run_one(check, learner, hidden, {k: v for k, v in inputs.items() if k in check.inputs})
+            if result.fix and not (in_process and _met_again(result)):
+                result.fix = ""  # a first failure teaches by its cause; graded feedback never hands out the fix
+            results.append(result)
+            if result.status in (NOT_DEFINED, NOT_IMPLEMENTED):
+                blocked = result
+    finally:
+        learner.release()
     _verify()  # the learner's code ran in between: it must not have rewritten how results are made
     _record(results)
     return results
@@ -109,8 +112,8 @@ def _is_own(function) -> bool:
 _OWN_CODE: dict = {}  # code object -> whether it is the autograder's
 
 
-def _run_one(check: registry.Check, namespace: dict, hidden: bool, inputs: dict) -> CheckResult:
-    missing = [name for name in check.needs if name not in namespace]
+def _run_one(check: registry.Check, learner: Learner, hidden: bool, inputs: dict) -> CheckResult:
+    missing = [name for name in check.needs if not learner.has(name)]
     if missing:
         name = missing[0]
         return _result(
@@ -118,17 +121,22 @@ def _run_one(check: registry.Check, namespace: dict, hidden: bool, inputs: dict)
             message=f"`{name}` is not defined. Run the cell that defines it "
             "(or Run > Run All Above Selected Cell) and then this test again.",
         )
-    args = {name: namespace[name] for name in check.needs}
-    stderr = io.StringIO()
     started = time.perf_counter()
-    with _isolated_session(), warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
-        warnings.simplefilter("always")
+    learner.notes = []
+    fix = ""
+    with talking_to(learner), learner.session():
         try:
+            args = {name: learner.name(name) for name in check.needs}
             _private(check.func)(**args, **inputs)
         except CheckFailure as failure:
             outcome = (FAILED, failure.message, failure.code)
+            fix = failure.fix
         except NotImplementedError as exc:
             outcome = (NOT_IMPLEMENTED, _describe_unfinished(exc, check), "not_implemented")
+        except JudgeError as exc:  # the check's own mistake: never the learner's, and never a pass
+            outcome = (ERROR, f"the check itself went wrong ({exc}); tell your instructor.", "check_error")
+        except CodecError as exc:
+            outcome = (ERROR, f"what your code returned could not be read ({exc}).", "raised")
         except Exception as exc:  # the learner's code raised, or returned something a check cannot use
             outcome = (ERROR, _describe_exception(exc, check), "raised")
         else:
@@ -136,8 +144,20 @@ def _run_one(check: registry.Check, namespace: dict, hidden: bool, inputs: dict)
     status, message, code = outcome
     result = _result(check, status, hidden, message=message, code=code)
     result.seconds = round(time.perf_counter() - started, 3)
-    result.notes = _notes(caught, stderr.getvalue())
+    result.notes = list(learner.notes)
+    result.fix = fix
     return result
+
+
+SHOW_FIX_AFTER = 3  # failures of one check, the same way, in one session, before its exact fix is shown
+_MET: dict[tuple[str, str, str], int] = {}
+
+
+def _met_again(result: CheckResult) -> bool:
+    """Count a failure in this session (a learner's kernel); True once it has been met SHOW_FIX_AFTER times."""
+    key = (result.exercise, result.check, result.code)
+    _MET[key] = _MET.get(key, 0) + 1
+    return _MET[key] >= SHOW_FIX_AFTER
 
 
 def _result(check: registry.Check, status: str, hidden: bool, message: str = "", code: str = "") -> CheckResult:
@@ -147,22 +167,9 @@ def _result(check: registry.Check, status: str, hidden: bool, message: str = "",
     )
 
 
-@contextlib.contextmanager
-def _isolated_session():
-    """Leave the learner's random state, grad mode and default dtype as they were."""
-    grad_enabled = torch.is_grad_enabled()
-    default_dtype = torch.get_default_dtype()
-    with torch.random.fork_rng(devices=[]):
-        try:
-            yield
-        finally:
-            torch.set_grad_enabled(grad_enabled)
-            torch.set_default_dtype(default_dtype)
-
-
 def _describe_unfinished(exc: NotImplementedError, check: registry.Check) -> str:
-    frame = _learner_frame(exc)
-    unfinished = frame.name if frame is not None and frame.name not in ("<module>", "<lambda>") else check.exercise
+    frame = getattr(exc, "learner_frame", None)
+    unfinished = frame[0] if frame and frame[0] not in ("<module>", "<lambda>") else check.exercise
     if unfinished in (check.exercise, "__init__", "forward"):
         return (f"`{check.exercise}` is not written yet: it still raises NotImplementedError. "
                 "Replace the `raise NotImplementedError()` line with your code.")
@@ -172,40 +179,16 @@ def _describe_unfinished(exc: NotImplementedError, check: registry.Check) -> str
 
 def _describe_exception(exc: BaseException, check: registry.Check) -> str:
     """Say what was raised and, when the learner's code raised it, on which line."""
-    frame = _learner_frame(exc)
-    what = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    name = getattr(exc, "learner_type", None) or type(exc).__name__
+    what = f"{name}: {exc}".strip().rstrip(":")
+    frame = getattr(exc, "learner_frame", None)
     if frame is not None:
-        where = f"in `{frame.name}`" + (f", at `{frame.line.strip()}`" if frame.line else "")
+        where = f"in `{frame[0]}`" + (f", at `{frame[1]}`" if frame[1] else "")
         return f"your code raised {what} ({where})."
     return (
         f"the check could not use what your code returned: {what}. "
         f"Compare what `{check.exercise}` returns with what the exercise asks for (types and shapes)."
     )
-
-
-def _learner_frame(exc: BaseException) -> traceback.FrameSummary | None:
-    """The innermost frame of the learner's own code, if the exception went through it
-    after the check called it; None when the check's own code raised last."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    learner = None
-    for frame in frames:
-        filename = str(Path(frame.filename).resolve()) if not frame.filename.startswith("<") else frame.filename
-        if filename.startswith(_PACKAGE_DIR):
-            learner = None
-        elif not filename.startswith(_LIBRARY_DIRS):
-            learner = frame
-    return learner
-
-
-def _notes(caught: list[warnings.WarningMessage], stderr: str) -> list[str]:
-    notes = []
-    for warning in caught:
-        text = f"{warning.category.__name__}: {warning.message}"
-        if text not in notes:
-            notes.append(text)
-    if stderr.strip():
-        notes.append("printed to stderr: " + shorten(stderr, 300))
-    return notes
 
 
 def _record(results: list[CheckResult]) -> None:
@@ -228,8 +211,8 @@ def _code_of(func) -> object:
 # (Replacing _verify itself beforehand is undone by `autograder grade`'s guard, which re-imports
 # the package before each test cell when anything in it changed.)
 _OWN = {name: _code_of(globals()[name]) for name in (
-    "run_checks", "_run_checks", "_private", "_is_own", "_run_one", "_result", "_record", "_notes",
-    "_describe_exception", "_describe_unfinished", "_learner_frame", "_isolated_session")}
+    "run_checks", "_run_checks", "_private", "_is_own", "_run_one", "_result", "_record",
+    "_describe_exception", "_describe_unfinished")}
 _OWN_REGISTRY = {name: _code_of(getattr(registry, name)) for name in ("checks_of", "_load_all")}
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from autograder.checks._forbid import autograd_tools, unavailable
+from autograder.checks._forbid import autograd_tools, call_without
+from autograder.checks._probes import backward_through
 from autograder.checks._support import (
     as_mean_loss,
     as_pair,
@@ -21,6 +22,7 @@ from autograder.checks._support import (
     number,
     shape_text,
 )
+from autograder.learner import fetch, keep, probe
 from autograder.registry import Checks
 from autograder.results import CheckFailure, expect, fail
 
@@ -130,9 +132,9 @@ def _share_within_one(values: torch.Tensor) -> float:
 @checks.of("make_linear_data")
 def the_same_seed_gives_the_same_data_and_another_seed_other_data(make_linear_data, n=100, w=(2.0, -3.0, 0.5),
                                                                    b=1.0, noise_std=0.1, seed=0):
-    torch.manual_seed(1234)
+    probe(torch.manual_seed, 1234)
     X1, y1 = _data(make_linear_data, n, list(w), b, noise_std=noise_std, seed=seed)
-    torch.manual_seed(4321)
+    probe(torch.manual_seed, 4321)
     X2, y2 = _data(make_linear_data, n, list(w), b, noise_std=noise_std, seed=seed)
     expect(is_close(X1, X2, atol=0, rtol=0) and is_close(y1, y2, atol=0, rtol=0),
            f"two calls with seed={seed} gave different data. Draw X and the noise from "
@@ -145,10 +147,10 @@ def the_same_seed_gives_the_same_data_and_another_seed_other_data(make_linear_da
 @checks.of("make_linear_data")
 def leaves_the_global_random_stream_alone(make_linear_data, n=100, w=(2.0, -3.0, 0.5), b=1.0, noise_std=0.1,
                                           seed=0):
-    torch.manual_seed(99)
-    before = torch.get_rng_state()
+    probe(torch.manual_seed, 99)
+    before = probe(torch.get_rng_state)
     _data(make_linear_data, n, list(w), b, noise_std=noise_std, seed=seed)
-    expect(bool(torch.equal(before, torch.get_rng_state())),
+    expect(bool(torch.equal(before, probe(torch.get_rng_state))),
            "make_linear_data changed PyTorch's global random state: it reseeded or drew from the global generator, "
            "so every other random number in the notebook shifts when it is called. Draw from your own "
            "torch.Generator().manual_seed(seed), passed as generator=... to torch.randn.", "global_rng")
@@ -270,13 +272,12 @@ def works_for_any_pair_of_matching_shapes(mse, num_samples=16, seed=0):
 @checks.of("mse")
 def is_differentiable(mse, num_samples=16, seed=0):
     pred, target = _columns(num_samples, seed)
-    pred.requires_grad_()
-    loss = _mse(mse, pred, target)
+    loss, (grad,) = probe(backward_through, mse, (pred, target), wrt=(0,))
+    loss = as_mean_loss(loss, "mse(pred, target)", pred.shape)
     expect(loss.requires_grad, "mse's result does not require grad: it must stay in the graph (no .item(), no "
            ".detach(), no torch.tensor(...) around the result).", "detached")
-    loss.backward()
-    expected = 2 * (pred.detach() - target) / num_samples
-    expect(pred.grad is not None and is_close(pred.grad, expected, atol=1e-6),
+    expected = 2 * (pred - target) / num_samples
+    expect(grad is not None and is_close(grad, expected, atol=1e-6),
            "the gradient of mse with respect to pred is wrong.", "wrong_gradient")
 
 
@@ -371,9 +372,9 @@ def match_the_gradient_of_the_mean_squared_error(autograd_gradients, mse, num_sa
 @checks.of("autograd_gradients")
 def leave_plain_w_and_b_as_they_were(autograd_gradients, num_samples=20, num_features=3, seed=0):
     X, y, w, b = _problem(num_samples, num_features, seed)
-    saved = (w.clone(), b.clone())
-    _gradients(autograd_gradients, "autograd_gradients", X, y, w, b)
-    for name, tensor, old in (("w", w, saved[0]), ("b", b, saved[1])):
+    theirs = keep(w), keep(b)  # the caller's w and b, where the learner's code runs
+    _gradients(autograd_gradients, "autograd_gradients", X, y, *theirs)
+    for name, tensor, old in (("w", fetch(theirs[0]), w), ("b", fetch(theirs[1]), b)):
         expect(not tensor.requires_grad,
                f"after the call the caller's {name} requires grad: your code flipped it on. Work on a copy: "
                f"{name}.detach().clone().requires_grad_().", "requires_grad_flipped")
@@ -390,14 +391,15 @@ def ignore_and_keep_the_gradients_the_caller_already_has(autograd_gradients, num
     w.requires_grad_()
     b.requires_grad_()
     w.grad, b.grad = torch.full_like(w, 5.0), torch.full_like(b, 5.0)
-    dw, db = _gradients(autograd_gradients, "autograd_gradients", X, y, w, b)
+    theirs = keep(w), keep(b)  # the caller's w and b, where the learner's code runs
+    dw, db = _gradients(autograd_gradients, "autograd_gradients", X, y, *theirs)
     ref_dw, ref_db = _reference((X, y, w, b))
     if is_close(dw, ref_dw + 5.0, rtol=1e-4, atol=1e-4):
         fail("the caller's w already held a gradient (w.grad = 5 everywhere) and your result is that plus the new "
              "gradient: backward() adds to .grad. Compute on fresh copies (w.detach().clone().requires_grad_()) or "
              "use torch.autograd.grad.", "grads_accumulate")
     _compare("autograd_gradients (with w and b that already require grad)", dw, db, X, y, w, b)
-    for name, tensor in (("w", w), ("b", b)):
+    for name, tensor in (("w", fetch(theirs[0])), ("b", fetch(theirs[1]))):
         expect(tensor.requires_grad, f"after the call the caller's {name} no longer requires grad.",
                "requires_grad_flipped")
         expect(tensor.grad is not None and bool((tensor.grad == 5.0).all()),
@@ -428,10 +430,11 @@ def match_the_gradient_autograd_computes(analytic_gradients, num_samples=20, num
 @checks.of("analytic_gradients")
 def work_without_autograd(analytic_gradients, num_samples=20, num_features=3, seed=0):
     X, y, w, b = _problem(num_samples, num_features, seed)
-    with unavailable("analytic_gradients", autograd_tools(), code="used_autograd",
-                     why="this exercise computes the gradient from the formula, by hand. Use the residuals "
-                         "r = X @ w + b - y: dw = 2/N X^T r, db = 2/N r.sum(dim=0)."):
-        dw, db = _gradients(analytic_gradients, "analytic_gradients", X, y, w, b)
+    why = ("this exercise computes the gradient from the formula, by hand. Use the residuals r = X @ w + b - y: "
+           "dw = 2/N X^T r, db = 2/N r.sum(dim=0).")
+    found = probe(call_without, autograd_tools, "analytic_gradients", why, "used_autograd", analytic_gradients,
+                  X, y, w, b)
+    dw, db = _gradients(lambda *args: found, "analytic_gradients", X, y, w, b)
     _compare("analytic_gradients", dw, db, X, y, w, b)
 
 

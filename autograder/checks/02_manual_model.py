@@ -24,7 +24,9 @@ from autograder.checks._support import (
     shape_text,
     uniform_distance,
 )
+from autograder.checks._probes import backward_through
 from autograder.data import load_breast_cancer, load_breast_cancer_raw
+from autograder.learner import fetch, keep, probe
 from autograder.registry import Checks
 from autograder.results import expect, fail
 
@@ -120,9 +122,9 @@ def W_is_uniform_over_the_whole_range(init_params, seed=0):
 
 @checks.of("init_params")
 def same_seed_gives_same_values_and_another_seed_others(init_params, num_features=5, seed=0):
-    torch.manual_seed(1234)
+    probe(torch.manual_seed, 1234)
     W1, b1 = _init(init_params, num_features, seed)
-    torch.manual_seed(4321)
+    probe(torch.manual_seed, 4321)
     W2, b2 = _init(init_params, num_features, seed)
     expect(is_close(W1, W2, atol=0, rtol=0) and is_close(b1, b2, atol=0, rtol=0),
            f"two calls with seed={seed} gave different values. Draw from torch.Generator().manual_seed(seed), "
@@ -134,10 +136,10 @@ def same_seed_gives_same_values_and_another_seed_others(init_params, num_feature
 
 @checks.of("init_params")
 def leaves_the_global_random_stream_alone(init_params, num_features=5, seed=0):
-    torch.manual_seed(99)
-    before = torch.get_rng_state()
+    probe(torch.manual_seed, 99)
+    before = probe(torch.get_rng_state)
     _init(init_params, num_features, seed)
-    expect(bool(torch.equal(before, torch.get_rng_state())),
+    expect(bool(torch.equal(before, probe(torch.get_rng_state))),
            "init_params changed PyTorch's global random state: it reseeded it (torch.manual_seed) or drew from it, "
            "so every other random number in the notebook shifts when init_params is called. Draw from your own "
            "torch.Generator().manual_seed(seed), passed as generator=... to torch.rand.", "global_rng")
@@ -172,14 +174,12 @@ def computes_sigmoid_of_X_W_plus_b_with_shape_N_by_1(forward, num_samples=7, num
 @checks.of("forward")
 def keeps_the_graph_so_gradients_reach_W_and_b(forward, num_samples=7, num_features=5, seed=0):
     X, W, b = _random_problem(num_samples, num_features, seed)
-    W.requires_grad_()
-    b.requires_grad_()
-    out = as_tensor(forward(X, W, b), "forward(X, W, b)")
+    out, (W_grad, b_grad) = probe(backward_through, forward, (X, W, b), wrt=(1, 2))
+    out = as_tensor(out, "forward(X, W, b)")
     expect(out.requires_grad,
            "the output of forward does not require grad, so no gradient can reach W and b. "
            "Do not detach, call .item()/.numpy() or use torch.no_grad() inside forward.", "detached")
-    out.sum().backward()
-    expect(W.grad is not None and b.grad is not None, "backward() through forward left W.grad or b.grad empty.",
+    expect(W_grad is not None and b_grad is not None, "backward() through forward left W.grad or b.grad empty.",
            "detached")
 
 
@@ -265,12 +265,11 @@ def raises_ValueError_when_shapes_differ(bce_loss, num_samples=8, seed=0):
 @checks.of("bce_loss")
 def is_differentiable(bce_loss, num_samples=16, seed=0):
     probs, targets = _probs_and_targets(num_samples, seed)
-    probs.requires_grad_()
-    loss = _loss(bce_loss, probs, targets)
+    loss, (grad,) = probe(backward_through, bce_loss, (probs, targets), wrt=(0,))
+    loss = as_mean_loss(loss, "bce_loss(probs, targets)", probs.shape)
     expect(loss.requires_grad, "bce_loss's result does not require grad: it must stay in the graph.", "detached")
-    loss.backward()
-    expected = (probs.detach() - targets) / (probs.detach() * (1 - probs.detach())) / num_samples
-    expect(probs.grad is not None and is_close(probs.grad, expected, rtol=1e-3, atol=1e-5),
+    expected = (probs - targets) / (probs * (1 - probs)) / num_samples
+    expect(grad is not None and is_close(grad, expected, rtol=1e-3, atol=1e-5),
            "the gradient of bce_loss with respect to the probabilities is wrong.", "wrong_gradient")
 
 
@@ -299,13 +298,17 @@ def _fill_grads(params, seed):
 
 
 def _step(sgd_step, params, lr):
+    """``params`` after one ``sgd_step(params, lr)`` made where the learner's code runs (it changes them in
+    place), as they came back: values, gradients, and whether each is still a leaf that requires grad."""
+    theirs = keep(type(params)(params))
     try:
-        sgd_step(params, lr)
+        sgd_step(theirs, lr)
     except RuntimeError as exc:
         if "leaf Variable that requires grad" in str(exc) or "in-place operation" in str(exc):
             fail("the update was recorded by autograd: PyTorch refuses an in-place change of a leaf that "
                  "requires grad. Put the update inside `with torch.no_grad():`.", "update_in_graph")
         raise
+    return list(fetch(theirs))
 
 
 @checks.of("sgd_step")
@@ -313,7 +316,7 @@ def moves_each_parameter_by_minus_lr_times_its_gradient(sgd_step, lr=0.1, seed=0
     params = _params_with_grads(seed)
     before = [p.detach().clone() for p in params]
     expected = [(p - lr * p.grad).detach() for p in params]
-    _step(sgd_step, params, lr)
+    params = _step(sgd_step, params, lr)
     for i, (p, old, target) in enumerate(zip(params, before, expected)):
         if is_close(p, target, atol=1e-6):
             continue
@@ -327,8 +330,7 @@ def moves_each_parameter_by_minus_lr_times_its_gradient(sgd_step, lr=0.1, seed=0
 
 @checks.of("sgd_step")
 def clears_the_gradients_after_the_update(sgd_step, lr=0.1, seed=0):
-    params = _params_with_grads(seed)
-    _step(sgd_step, params, lr)
+    params = _step(sgd_step, _params_with_grads(seed), lr)
     for i, p in enumerate(params):
         expect(p.grad is None or bool((p.grad == 0).all()),
                f"after sgd_step parameter {i}'s .grad still holds the old gradient. backward() adds to .grad, "
@@ -342,7 +344,7 @@ def keeps_parameters_trainable_leaves_across_steps(sgd_step, lr=0.1, seed=0):
     reference = [p.detach().clone().requires_grad_() for p in params]
     _fill_grads(reference, seed)
     for step in range(2):
-        _step(sgd_step, params, lr)
+        params = _step(sgd_step, params, lr)
         for i, p in enumerate(params):
             expect(p.grad_fn is None,
                    f"after step {step + 1}, parameter {i} is the result of a recorded operation, no longer a leaf: "
@@ -368,7 +370,7 @@ _SHAPES = ((4, 1), (1,), (3, 2), (5,))
 def updates_every_tensor_of_a_tuple_of_any_length(sgd_step, lr=0.1, seed=0, num_params=3):
     params = _params_with_grads(seed, _SHAPES[:num_params])
     expected = [(p - lr * p.grad).detach() for p in params]
-    _step(sgd_step, tuple(params), lr)
+    params = _step(sgd_step, tuple(params), lr)
     moved = [is_close(p, target, atol=1e-6) for p, target in zip(params, expected)]
     if not all(moved):
         fail(f"given a tuple of {num_params} parameters, sgd_step updated {sum(moved)} of them correctly "
@@ -497,9 +499,9 @@ def each_epoch_takes_one_gradient_step_from_where_the_last_one_ended(train_manua
 @checks.of("train_manual")
 def the_seed_decides_the_starting_point(train_manual, init_params, lr=0.1, seed=0):
     X, y = load_breast_cancer()
-    torch.manual_seed(1234)
+    probe(torch.manual_seed, 1234)
     _, _, W1, b1, first = _train(train_manual, 1, lr, seed, X, y)
-    torch.manual_seed(4321)
+    probe(torch.manual_seed, 4321)
     _, _, W2, b2, again = _train(train_manual, 1, lr, seed, X, y)
     expect(is_close(W1, W2, atol=0, rtol=0) and first == again,
            f"two runs with seed={seed} trained different models: the starting point must come from "

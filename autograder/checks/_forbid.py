@@ -7,6 +7,12 @@ the job by running it with the ready-made tools out of reach::
     with unavailable("softmax_cross_entropy", CROSS_ENTROPY_TOOLS, why="...", code="used_builtin"):
         loss = softmax_cross_entropy(logits, targets)
 
+While a notebook is graded the checks run outside the learner's process, so the switch happens
+where the learner's code runs, through the probe :func:`call_without`::
+
+    loss = probe(call_without, cross_entropy_tools, "softmax_cross_entropy", why, "used_builtin",
+                 softmax_cross_entropy, logits, targets)
+
 Each tool is replaced by a stand-in that records the call and stops the check
 with a message naming the tool. Everything is put back when the block ends,
 whether it ends normally or with an exception, so the learner's session (and
@@ -104,3 +110,10 @@ def module_building_tools() -> list[Target]:
     from torch import nn
 
     return [(nn.Module, "__init__", "`nn.Linear(...)` (or another module's constructor)")]
+
+
+def call_without(tools, exercise: str, why: str, code: str, function, *args, **kwargs):
+    """A probe: ``function(*args, **kwargs)`` with every tool ``tools()`` lists switched off (see
+    :func:`unavailable`); what it returned, or the failure that names the tool it called."""
+    with unavailable(exercise, tools(), why=why, code=code):
+        return function(*args, **kwargs)

@@ -46,12 +46,17 @@ class Assignment:
 
 
 def grading_engine(timeout: int, kernels, fallback, lock: threading.Lock, scratch: Path) -> Engine:
-    """How graded notebooks run: in warm, memory-limited (and, unless --no-sandbox, confined)
-    kernels, guarded, with output limits, a new kernel after a dead one, handing the bookkeeping
-    lock back while the kernel runs."""
+    """How graded notebooks run: in warm, memory-limited (and, unless --no-sandbox, confined) kernels,
+    with output limits, handing the bookkeeping lock back while the kernel runs, and three observers:
+    a new kernel after a dead one, the guard's evidence, and the judge that decides every test cell in
+    this process."""
+    from autograder.grading.judge import Judge
+    from autograder.grading.recovery import Recovery
+    from autograder.grading.watch import Watch
+
     scratch.mkdir(parents=True, exist_ok=True)
-    return Engine(timeout=timeout, kernel_name="", guard=True, limit_output=True, recover=True,
-                  kernels=kernels, fallback_kernels=fallback, while_running=released(lock), scratch=str(scratch),
+    return Engine(timeout=timeout, kernel_name="", limit_output=True, kernels=kernels, fallback_kernels=fallback,
+                  while_running=released(lock), scratch=str(scratch), observers=[Recovery, Watch, Judge],
                   extra_arguments=[])
 
 
@@ -135,9 +140,8 @@ class SubmissionGrader:
         if feedback_problem:
             faults.append(feedback_problem)
         tamper = list(tamper)
-        tamper.extend(f"before {gid} ran: {finding} (put back)" for gid, items in log.guard.items() for finding in items)
         tamper.extend(f"{item}; the cell scored zero" for item in log.integrity)
-        tamper.extend(log.blocked)  # what the kernel's audit hook refused outside test cells
+        tamper.extend(log.blocked)  # what the guard refused or found outside test cells (flagged, costs nothing)
         status = SubmissionStatus.NOT_GRADED if collected.placeholder else SubmissionStatus.GRADED
         return SubmissionResult(student, score, max_score, status, faults, notes, tamper,
                                 judge_exercises(name, cells, executed, log.records), feedback_file,

@@ -2,3 +2,21 @@
 breaks exactly it (caught by that rule's check, with that rule's diagnosis), and correct answers written
 another way that every check accepts. These run the checks in this process, against the instructor's
 solutions with one piece swapped (support.solution_namespace)."""
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The audit's counts per notebook, whenever test_rules ran (README: "Every rule is checked")."""
+    from test_rules import AUDITS
+
+    if AUDITS:
+        from autograder.cases import table
+
+        terminalreporter.write_sep("-", "rules stated, checked, planted mistakes caught, alternatives accepted")
+        terminalreporter.write_line(table([AUDITS[name] for name in sorted(AUDITS)]))
+
+
+# The checks run here as the judge runs them while grading: a check that changes PyTorch's global state
+# in its own process (instead of the learner's) fails loudly (autograder.learner.refuse_global_changes).
+from autograder.learner import refuse_global_changes  # noqa: E402
+
+refuse_global_changes()

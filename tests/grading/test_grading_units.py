@@ -15,7 +15,7 @@ from autograder.grading.discover import LayoutError, discover, extract_zip
 from autograder.grading.pipeline import parse_size
 from autograder.grading.state import code_fingerprint
 from autograder.grading.tamper import scan_notebook
-from autograder.preprocessors import expected_checks, verify_records
+from autograder.cells import CheckCall, judged_calls
 from autograder.registry import checks_of
 from autograder.results import CheckResult
 from support import ROOT, release_path
@@ -155,21 +155,15 @@ def test_ordinary_code_is_not_flagged():
     assert scan_notebook(nb) == []
 
 
-def results(exercise, hidden=False, fail_at=None):
-    return [CheckResult(A, exercise, check.name, "failed" if i == fail_at else "passed", hidden=hidden)
-            for i, check in enumerate(checks_of(exercise))]
-
-
-def test_a_passing_test_cell_must_have_the_real_checks_recorded_as_passed():
+def test_the_judge_runs_a_test_cell_of_check_calls_and_nothing_else():
     visible = 'from autograder import check\ncheck("forward")'
-    hidden = 'from autograder import check\ncheck("forward", num_samples=31)'
-    assert expected_checks(visible) == [("forward", False)] and expected_checks(hidden) == [("forward", True)]
-    assert verify_records(visible, results("forward")) == ""
-    assert verify_records(hidden, results("forward", hidden=True)) == ""
-    assert "recorded no result" in verify_records(visible, [])
-    assert "recorded no result" in verify_records(hidden, results("forward"))  # visible results for a hidden cell
-    assert "recorded failed" in verify_records(visible, results("forward", fail_at=1))
-    assert "not those of its checks" in verify_records(visible, results("forward")[:1])
+    hidden = '# a comment\nfrom autograder import check\ncheck.hidden("forward", num_samples=31, hidden=7)'
+    assert judged_calls(visible) == [CheckCall("forward", False, {})]
+    assert judged_calls(hidden) == [CheckCall("forward", True, {"num_samples": 31, "hidden": 7})], \
+        "an input named like an option is an input"
+    for other in ('check("forward")\nprint(1)', 'check("forward", seed=int("3"))', 'x = check("forward")',
+                  'import os\ncheck("forward")', 'check("forward"', 'check(name)'):
+        assert judged_calls(other) is None, other
 
 
 def test_sizes():

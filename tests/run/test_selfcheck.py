@@ -190,9 +190,9 @@ def test_what_went_wrong_outside_the_tests_is_one_rule_for_checking_and_grading(
 
 
 def test_what_a_check_printed_to_stderr_is_cut_at_a_word():
-    from autograder.runner import _notes
+    from autograder.probe import learner_notes
 
-    [note] = _notes([], "deprecated " * 100)
+    [note] = learner_notes([], "deprecated " * 100)
     assert note.startswith("printed to stderr: deprecated") and note.endswith("deprecated …"), note[-40:]
 
 
