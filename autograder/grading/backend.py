@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Protocol
 
 from autograder.course import Course
+from autograder.grading import nbgrader_steps
 from autograder.grading.collect import Collected
 from autograder.grading.result import SubmissionResult
-from autograder.grading.submission import Assignment
+from autograder.grading.submission import Assignment, SubmissionGrader, grading_engine
 
 
 class BackendError(RuntimeError):
@@ -117,9 +118,6 @@ class LocalBackend:
         return jobs
 
     def share(self, assignment: Assignment) -> None:
-        from autograder.grading import nbgrader_steps
-        from autograder.grading.submission import SubmissionGrader, grading_engine
-
         def engine(student: str):
             return grading_engine(assignment.timeout, self.kernels.manager, self.kernels.fallback, self.lock,
                                   self.scratch / "kernels" / student)
