@@ -43,7 +43,7 @@ from autograder.cells import grade_ids, test_cell_ids
 from autograder.course import Course, CourseError, working_directory
 from autograder.grading import nbgrader_steps, report as reporting
 from autograder.grading.backend import Backend, BackendError, LocalBackend
-from autograder.grading.collect import Collected, collect, placeholder
+from autograder.grading.collect import Collected, collect, placeholder, snapshot_submitted
 from autograder.grading.discover import LayoutError, Submission, discover
 from autograder.grading.result import SubmissionResult, SubmissionStatus
 from autograder.grading.state import States, source_fingerprint
@@ -207,6 +207,9 @@ class _Grader:
             collected = Collected(student, dest / f"{self.notebook}.ipynb",
                                   f"the submission could not be copied ({type(error).__name__}: {error})")
             dest.mkdir(parents=True, exist_ok=True)
+            kept = collected.notebook.with_name(collected.notebook.name + ".original")
+            if collected.notebook.exists() and not kept.exists():  # graded in place: the student's own file
+                shutil.copyfile(collected.notebook, kept)
             nbformat.write(placeholder(self.spec.release, collected.placeholder), collected.notebook)
         result = self.backend.grade(collected)
         result.fingerprint, result.source = fingerprint, self.source_fp
@@ -214,6 +217,20 @@ class _Grader:
         result.kernel_seconds = round(result.kernel_seconds, 2)
         self.states.save(result)
         return result
+
+
+def _grading_source(options: Options, course: Course, scratch: Path) -> Path:
+    """Where to read the class from. The course's own ``submitted/`` (where ``nbgrader collect``
+    puts a class that came through the exchange) is graded in place: from a snapshot, since
+    grading writes each submission back there."""
+    submitted = course.folder("submitted").resolve()
+    path = options.submissions
+    if path == submitted:
+        return snapshot_submitted(submitted, options.assignment, scratch / "submitted")
+    if submitted in path.parents or path in submitted.parents:
+        raise LayoutError(f"{path} overlaps the course's {submitted.name}/ folder, which grading writes into: "
+                          f"pass {submitted} itself (grading it in place), or a folder outside the course.")
+    return path
 
 
 def _logger(out: Path) -> logging.Logger:
@@ -263,7 +280,8 @@ def _grade_class(options: Options, backend: Backend, scratch: Path) -> ClassResu
         raise GradingError(str(error)) from None
     grader = _Grader(options, course, out, scratch, backend)
     try:
-        submissions = discover(options.submissions, options.assignment, grader.notebook, scratch)
+        source = _grading_source(options, course, scratch)
+        submissions = discover(source, options.assignment, grader.notebook, scratch)
     except LayoutError as error:
         raise GradingError(str(error)) from None
     if options.student is not None:
