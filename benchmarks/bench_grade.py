@@ -37,23 +37,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from autograder.course import Course  # noqa: E402
 from autograder.grading import cluster  # noqa: E402
 from autograder.grading.pipeline import Options, grade_class  # noqa: E402
 from autograder.grading.sample import REALISTIC, write_class  # noqa: E402
 from autograder.release import tool_env  # noqa: E402
 
 MOOC = 18_000  # 2,000 learners with 9 notebooks each
-_REAL_CLUSTER = cluster.Cluster
 
 
 def make_course(where: Path) -> Path:
     if where.exists():
         shutil.rmtree(where)
-    where.mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", where)
-    for folder in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / folder, where / folder)
-    return where
+    return Course.here(ROOT).copy(where).root
 
 
 def run(command: list[str], cwd: Path) -> float:
@@ -110,9 +106,11 @@ class _Instant(cluster.Cluster):
         pass
 
 
-def grade_here(assignment: str, course: Path, submissions: Path, scheduler: str) -> float:
+def grade_here(assignment: str, course: Path, submissions: Path, scheduler: str, workers: type) -> float:
+    """Grade on Dask through ``workers`` (the Dask client's class: recording, or answering at once)."""
     started = time.perf_counter()
-    result = grade_class(Options(assignment, submissions, course, scheduler=scheduler, progress=False))
+    result = grade_class(Options(assignment, submissions, course, scheduler=scheduler, progress=False),
+                         lambda options, scratch: cluster.DaskBackend(scheduler, options.sandbox, scratch, workers))
     failed = [s.student for s in result.students if s.status == "failed"]
     if failed:
         sys.exit(f"grading on {scheduler} failed for {failed[:5]}: {result.students[0].faults}")
@@ -126,11 +124,7 @@ def bench_cluster(args, work: Path, students: dict, reference: dict) -> int:
     for workers in args.cluster:
         course = make_course(work / f"cluster-{workers}")
         _Recording.outcomes = []
-        cluster.Cluster = _Recording
-        try:
-            seconds = grade_here(args.assignment, course, work / "class", f"local:{workers}")
-        finally:
-            cluster.Cluster = _REAL_CLUSTER
+        seconds = grade_here(args.assignment, course, work / "class", f"local:{workers}", _Recording)
         if cell_scores(course, args.assignment) != reference:
             print(f"FAIL: on {workers} workers the cell scores differ from local grading")
             return 1
@@ -146,11 +140,7 @@ def bench_cluster(args, work: Path, students: dict, reference: dict) -> int:
         klass = work / f"class-{size}"
         _Instant.kind_of = write_class(ROOT, args.assignment, klass, size=size, kinds=REALISTIC, layout="nbgrader")
         course = make_course(work / f"coordinator-{size}")
-        cluster.Cluster = _Instant
-        try:
-            runs[size] = grade_here(args.assignment, course, klass, "recorded")
-        finally:
-            cluster.Cluster = _REAL_CLUSTER
+        runs[size] = grade_here(args.assignment, course, klass, "recorded", _Instant)
     small, large = args.coordinator // 4, args.coordinator
     rate = (large - small) / (runs[large] - runs[small])
     fixed = runs[small] - small / rate

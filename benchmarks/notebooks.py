@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autograder.cells import cell_number, grade_id  # noqa: E402
+from autograder.course import Course  # noqa: E402
 from autograder.execute import NotebookError, run_notebook  # noqa: E402
 
 SERIES_BUDGET_S = 180
@@ -32,7 +33,7 @@ NOTEBOOK_BUDGET_S = 60
 
 
 def solution_notebooks(prefixes: list[str]) -> list[Path]:
-    found = sorted(p / f"{p.name}.ipynb" for p in (ROOT / "solutions").iterdir()
+    found = sorted(p / f"{p.name}.ipynb" for p in Course.here(ROOT).source.iterdir()
                    if p.is_dir() and (p / f"{p.name}.ipynb").exists())
     if prefixes:
         found = [p for p in found if any(p.stem.startswith(prefix) for prefix in prefixes)]

@@ -11,9 +11,9 @@ import nbformat
 import pytest
 
 from autograder.grading.collect import changed_test_cells, read_problem
-from autograder.grading.course import code_fingerprint
-from autograder.grading.layout import LayoutError, discover, extract_zip
+from autograder.grading.discover import LayoutError, discover, extract_zip
 from autograder.grading.pipeline import parse_size
+from autograder.grading.state import code_fingerprint
 from autograder.grading.tamper import scan_notebook
 from autograder.cells import CheckCall, judged_calls
 from autograder.registry import checks_of
@@ -284,3 +284,29 @@ def test_the_results_channel_and_the_notebook_names_need_no_torch_and_no_checks(
                           "assert '02_manual_model' in registry.notebooks()\n"
                           "assert not [m for m in sys.modules if m.rsplit('.', 1)[-1][:2].isdigit()], 'a check module'")
     assert "torch" not in loaded
+
+
+def test_a_result_survives_its_state_file_and_an_older_one_is_graded_again(tmp_path):
+    from autograder.grading.report import exercise_row
+    from autograder.grading.result import SubmissionResult, SubmissionStatus
+    from autograder.grading.state import States
+    from autograder.verdicts import ExerciseVerdict, Status
+
+    wrong = ExerciseVerdict("forward", 1.0, 3.0, Status.FAILED, "the layer has no bias", "missing_bias",
+                            "test_forward", "cell 9", "")
+    result = SubmissionResult("ada", 4.0, 6.0, SubmissionStatus.GRADED, ["cell 12 raised NameError: x"],
+                              ["renamed notebook"], [], [wrong, ExerciseVerdict("init_params", 3.0, 3.0)])
+    states = States(tmp_path / "state")
+    states.save(result)
+    loaded = states.load("ada")
+    assert loaded == result
+    assert loaded.status is SubmissionStatus.GRADED and loaded.exercises[0].status is Status.FAILED
+    # what exercises.csv and report.json show of an exercise
+    assert exercise_row(A, "ada", loaded.exercises[0]) == {
+        "assignment": A, "student_id": "ada", "exercise": "forward", "points": 1.0, "max_points": 3.0,
+        "status": "partial", "code": "missing_bias", "reason": "test_forward: the layer has no bias"}
+    # a state file written before the one result model (version 2: exercises as rows) means: grade again
+    older = json.loads(states.path("ada").read_text(encoding="utf-8"))
+    older.update(state_version=2, exercises=[exercise_row(A, "ada", loaded.exercises[0])])
+    states.path("ada").write_text(json.dumps(older), encoding="utf-8")
+    assert states.load("ada") is None and states.everyone() == {}

@@ -27,7 +27,7 @@ import pytest
 
 from autograder.grading import sandbox
 from autograder.grading.pipeline import Options, grade_class
-from support import ROOT
+from support import COURSE, ROOT, course_copy, release_path, solution_path
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(bool(sandbox.problem()), reason=f"no confinement here: {sandbox.problem()}")]
@@ -190,7 +190,7 @@ def init_params(num_features, seed=0):
 def _instructor_cell(grade_id):
     folder = os.getcwd()
     while folder != os.path.dirname(folder):
-        path = os.path.join(folder, "solutions", "02_manual_model", "02_manual_model.ipynb")
+        path = os.path.join(folder, SOURCE_IN_COURSE)
         if os.path.exists(path):
             for cell in json.load(open(path))["cells"]:
                 if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
@@ -282,7 +282,7 @@ def fit_raw_measurements(X, y):
 
 def _right_init() -> str:
     """The instructor's init_params: the answer the tricks try to get hold of."""
-    solution = nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4)
+    solution = nbformat.read(solution_path(A), as_version=4)
     cell = next(c for c in solution.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "init_params")
     return "import math\nimport torch\n" + cell.source + "\n"
 
@@ -318,12 +318,9 @@ def _notebook(release, init_source=None, before=(), after_init=(), answers=None)
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sandbox")
-    course = tmp / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for folder in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / folder / A, course / folder / A)
-    release = nbformat.read(course / "notebooks" / A / f"{A}.ipynb", as_version=4)
+    copy = course_copy(tmp / "course", A)
+    course = copy.root
+    release = nbformat.read(copy.release_notebook(A), as_version=4)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -333,7 +330,7 @@ def graded(tmp_path_factory):
     secret = home / f".autograder-sandbox-test-{os.getpid()}"
     secret.write_text("the instructor's")
     constants = {
-        "SOLUTION": str(course / "solutions" / A / f"{A}.ipynb"), "COURSE": str(course),
+        "SOLUTION": str(copy.source_notebook(A)), "COURSE": str(course),
         "OTHER": str(course / "submitted" / "b-honest" / A / f"{A}.ipynb"), "HOME": str(home), "SECRET": str(secret),
         "GRADEBOOK": str(course / "gradebook.db"),
         "PORT": listener.getsockname()[1], "GRADER": os.getpid(),
@@ -351,6 +348,7 @@ def graded(tmp_path_factory):
     for name, source in FOOL.items():
         source = source.replace("SOLUTION_TEXT", repr(RIGHT_INIT))
         source = source.replace("ROT13_TEXT", repr(codecs.encode(RIGHT_INIT, "rot13")))
+        source = source.replace("SOURCE_IN_COURSE", repr(str(COURSE.source_notebook(A).relative_to(COURSE.root))))
         students[f"fool-{name.replace('_', '-')}"] = _notebook(release, source, before=[OBSERVE])
     for name, (exercise, source) in JUDGE.items():
         students[f"judge-{name.replace('_', '-')}"] = _notebook(release, answers={exercise: source}, before=[OBSERVE])
@@ -378,7 +376,7 @@ def _printed(nb, prefix):
 
 
 def _points(student, exercise):
-    return next(row["points"] for row in student.exercises if row["exercise"] == exercise)
+    return next(verdict.points for verdict in student.exercises if verdict.exercise == exercise)
 
 
 def test_every_reach_is_denied(graded):
@@ -424,7 +422,7 @@ def test_the_report_says_whether_the_run_was_confined(graded, tmp_path):
     assert json.loads(graded["result"].files["json"].read_text())["confinement"].startswith("confined")
     submissions = tmp_path / "class"
     submissions.mkdir()
-    shutil.copy(graded["course"] / "notebooks" / A / f"{A}.ipynb", submissions / "blank.ipynb")
+    shutil.copy(release_path(A), submissions / "blank.ipynb")
     loose = grade_class(Options(A, submissions, graded["course"], jobs=1, timeout=20, progress=False, force=True,
                                 sandbox=False, out=tmp_path / "out"))
     assert "**Student code ran UNCONFINED (--no-sandbox)**" in loose.files["report"].read_text()

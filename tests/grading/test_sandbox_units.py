@@ -20,7 +20,7 @@ from autograder.cli import main
 from autograder.grading import sandbox
 from autograder.results import PASSED
 from autograder.runner import run_checks
-from support import ROOT
+from support import solution_path
 from test_sandbox import FOOL, WRONG_INIT
 
 
@@ -62,7 +62,7 @@ def test_the_finalizer_trick_does_not_fool_run_checks_and_leaves_nothing_changed
 
 
 def test_the_instructor_answer_passes_so_the_exec_tricks_would_pay_if_they_ran():
-    solution = nbformat.read(ROOT / "solutions" / "02_manual_model" / "02_manual_model.ipynb", as_version=4)
+    solution = nbformat.read(solution_path("02_manual_model"), as_version=4)
     source = next(c.source for c in solution.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "init_params")
     results = run_checks("init_params", _namespace("import math\nimport torch\n" + source))
     assert all(r.status == PASSED for r in results)

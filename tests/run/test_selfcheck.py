@@ -12,7 +12,7 @@ import pytest
 from nbgrader.utils import determine_grade
 
 from autograder import registry, selfcheck
-from autograder.execute import NotebookRun
+from autograder.execute import NotebookRun, cell_label
 from autograder.verdicts import CellVerdict
 from autograder.results import CheckResult
 from support import block, check, exercise_line, flat, planted, release_path, solution_path
@@ -154,14 +154,39 @@ def test_a_test_cell_stopped_by_the_timeout_says_so(tmp_path):
     assert report.message == "the test cell ran longer than 60 s and was stopped. Look for a loop that never ends."
 
 
-def test_a_cell_that_printed_to_stderr_is_named_for_what_it_did_and_cut_at_a_word(tmp_path):
+def test_a_cell_that_printed_a_warning_is_noted_and_costs_nothing(tmp_path):
+    """nbgrader scores only test cells: a warning elsewhere is a note, in a learner's check as in grading."""
     nb = nbformat.read(solution_path(NB), as_version=4)
     index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "nbgrader" not in c.metadata)
     nb.cells[index].outputs = [nbformat.v4.new_output("stream", name="stderr", text="UserWarning: " + "careful " * 200)]
-    [fault] = selfcheck.faults(NotebookRun(NB, tmp_path / "mine.ipynb", nb, [], []))
-    assert fault.startswith(f"cell {index + 1} (") and " printed to stderr: UserWarning: careful" in fault
-    assert "raised" not in fault
-    assert fault.endswith("careful …"), fault[-40:]
+    found = selfcheck.faults(NotebookRun(NB, tmp_path / "mine.ipynb", nb, [], []))
+    assert found.faults == []
+    assert found.notes == [f"{cell_label(nb, index, NB)} printed warnings (they cost no points)"]
+
+
+def test_what_went_wrong_outside_the_tests_is_one_rule_for_checking_and_grading(tmp_path):
+    """Cells outside the tests that raised are faults, named for what they raised; an exercise's own cell
+    is marked with its exercise (a learner's check shows it there); test cells are left to their verdicts."""
+    from autograder.cells import error_output, grade_id, is_test_cell
+    from autograder.faults import find_faults
+
+    nb = nbformat.read(solution_path(NB), as_version=4)
+    demo = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "nbgrader" not in c.metadata)
+    exercise = next(i for i, c in enumerate(nb.cells) if grade_id(c) == "count_parameters")
+    test = next(i for i, c in enumerate(nb.cells) if is_test_cell(c))
+    nb.cells[demo].outputs = [error_output("MemoryError", "")]
+    nb.cells[exercise].outputs = [error_output("SyntaxError", "invalid syntax (<cell>, line 2)")]
+    nb.cells[test].outputs = [error_output("ValueError", "a test's own failure")]
+    found = find_faults(nb, NB, ["cell 40 ran longer than 60 s and was stopped"], {demo: 2_500_000}, 2**30)
+    assert found.faults == [
+        "cell 40 ran longer than 60 s and was stopped",
+        f"{cell_label(nb, demo, NB)} ran out of memory: each notebook may use at most 1 GiB (RLIMIT_AS on its "
+        "kernel process)",
+        f"cell {exercise + 1} (exercise count_parameters) has a syntax error: invalid syntax (<cell>, line 2)"]
+    assert found.outside_exercises() == found.faults[:2]
+    assert found.notes == [f"{cell_label(nb, demo, NB)} printed 2.5 MB more than nbgrader keeps; the rest was dropped"]
+    unlimited = find_faults(nb, NB).faults
+    assert unlimited[0] == f"{cell_label(nb, demo, NB)} ran out of memory"
 
 
 def test_what_a_check_printed_to_stderr_is_cut_at_a_word():
