@@ -210,9 +210,7 @@ def _become_kernel(sock: socket.socket, request: dict) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _end_with(request.get("watch"))
         _fresh_random_state()
-        threads = request.get("threads")
-        if threads and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
+        torch_threads(request.get("threads"))
         argv = list(request["argv"])
         sys.argv = [request["launcher"], *argv]
         from ipykernel.kernelapp import IPKernelApp
@@ -231,6 +229,26 @@ def _become_kernel(sock: socket.socket, request: dict) -> None:
             pass
     finally:
         os._exit(code)
+
+
+def torch_threads(threads: int | None) -> None:
+    """Run PyTorch on ``threads`` threads in this process (a kernel, just forked), keeping MKL's own choice
+    of threads for each product. ``torch.set_num_threads`` turns that choice off: every matrix product,
+    however small, then starts all the threads, and a tiny model's training (02's challenge checks train
+    thousands of products of 455 x 30) spends its time waiting on them, 25 times the CPU on a busy machine.
+    So it is called only when the number changes, and MKL's choice is turned back on after it."""
+    torch = sys.modules.get("torch")
+    if not threads or torch is None or torch.get_num_threads() == threads:
+        return
+    torch.set_num_threads(threads)
+    if threads > 1:
+        try:
+            import ctypes
+
+            library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+            ctypes.CDLL(library).MKL_Set_Dynamic(1)
+        except (OSError, AttributeError):  # no MKL in this build (ARM): nothing to turn back on
+            pass
 
 
 def _end_with(pid: int | None) -> None:

@@ -205,7 +205,7 @@ class _Grader:
         self.confinement += f", on {self.cluster.description}"
 
     def start_kernels(self, workers: int = 1) -> None:
-        from autograder.grading.kernels import kernel_manager_class
+        from autograder.grading.kernels import kernel_manager_class, kernel_threads
 
         if self.cluster is not None:  # the workers have their own
             return
@@ -215,8 +215,8 @@ class _Grader:
             preload = _preload(self.source, self.assignment) if self.options.warm_kernels else []
             self.pool = Pool(self.scratch / "slots", workers, preload)
             self.kernel_manager_class = kernel_manager_class(
-                None, memory_limit=self.options.memory_limit, extra_env={"NBGRADER_EXECUTION": "autograde"},
-                pool=self.pool)
+                None, memory_limit=self.options.memory_limit, threads=kernel_threads(workers),
+                extra_env={"NBGRADER_EXECUTION": "autograde"}, pool=self.pool)
             return
         server = None
         if self.options.warm_kernels and hasattr(os, "fork") and hasattr(os, "pidfd_open"):  # Linux
@@ -227,7 +227,7 @@ class _Grader:
             except Exception as error:  # then every kernel starts the usual way
                 self.course.log.warning("the warm kernel server did not start (%s); starting kernels normally", error)
         self.server = server
-        settings = dict(memory_limit=self.options.memory_limit, log_dir=str(self.scratch),
+        settings = dict(memory_limit=self.options.memory_limit, threads=kernel_threads(workers), log_dir=str(self.scratch),
                         extra_env={"NBGRADER_EXECUTION": "autograde"})
         self.kernel_manager_class = kernel_manager_class(server, **settings)
         self.fallback_kernel_manager_class = kernel_manager_class(None, **settings) if server else None
