@@ -10,7 +10,8 @@ with the modules already in memory; nothing else is shared: every submission
 still gets its own process, which is thrown away afterwards.
 
 Only modules that are safe to import before a fork are preloaded (no threads,
-no sockets, no display hooks): the caller passes the list.
+no sockets, no display hooks): the caller passes the list, and the server adds
+:data:`KERNEL_MODULES`, what every grading kernel imports whatever its notebook.
 
 Protocol: length-prefixed JSON over a Unix socket pair. ``spawn`` replies with
 the child's pid and passes a pidfd for it (so the grader can watch a process
@@ -35,6 +36,14 @@ import time
 import traceback
 
 _HEADER = struct.Struct("!I")
+
+# What every grading kernel imports whatever its notebook, as it starts (ipykernel's kernel class, its
+# debugger with debugpy's hundred modules, IPython's history and completer) or first thing (the grading
+# guard, the judge's probe server, what `from autograder import ...` loads): imported here once, where it
+# cost each kernel 0.3 s of CPU. None of them starts a thread or opens anything when imported.
+KERNEL_MODULES = ("ipykernel.ipkernel", "ipykernel.debugger", "IPython.core.completerlib",
+                  "IPython.extensions.storemagic", "sqlite3", "tornado.queues",
+                  "autograder.grading.guard", "autograder.probe", "autograder.notebook", "autograder.demo")
 
 
 def send_message(sock: socket.socket, message: dict, fds: list[int] | None = None) -> None:
@@ -80,11 +89,7 @@ def serve(sock: socket.socket, preload: list[str], confined: bool = False) -> No
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     if confined:
         _fresh_tmp()
-    for name in preload:
-        try:
-            importlib.import_module(name)
-        except Exception:  # a module that fails here is simply imported by the notebook itself
-            pass
+    _import_quietly([*KERNEL_MODULES, *preload])
     statuses: dict[int, int] = {}
     if confined:
         _undumpable()
@@ -111,6 +116,29 @@ def serve(sock: socket.socket, preload: list[str], confined: bool = False) -> No
             _end_the_others(statuses)
             _fresh_tmp()
             send_message(sock, {"reset": True})
+
+
+def _import_quietly(modules: list[str]) -> None:
+    """Import ``modules``, saying nothing on the grader's terminal (debugpy warns there about frozen
+    modules; a kernel's own output goes nowhere). A module that fails here is simply imported by the
+    notebook itself."""
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                pass
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def _undumpable() -> None:

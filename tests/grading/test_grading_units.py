@@ -319,3 +319,18 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() in ("ok", "no MKL"), done.stdout + done.stderr[-2000:]
+
+
+def test_the_fork_server_imports_what_every_kernel_imports_and_says_nothing(capfd):
+    """ipykernel's debugger (debugpy) and the grading modules are imported once, in the server; debugpy's
+    warning about frozen modules must not reach the instructor's terminal."""
+    from autograder.grading.forkserver import KERNEL_MODULES, ForkServer
+
+    assert {"ipykernel.debugger", "autograder.grading.guard", "autograder.probe"} <= set(KERNEL_MODULES)
+    server = ForkServer([])
+    try:
+        server._wait_ready()
+    finally:
+        server.close()
+    out, err = capfd.readouterr()
+    assert "ebugger" not in out + err and "frozen" not in out + err, out + err
