@@ -69,6 +69,7 @@ class RunLog:
     integrity: list[str] = field(default_factory=list)  # test cells that were tampered with (zero, with why)
     blocked: list[str] = field(default_factory=list)  # what the kernel's audit hook refused or found elsewhere
     zeroed: dict[str, tuple[str, str]] = field(default_factory=dict)  # exercise -> (why, error name): tests score 0
+    journal: list[str] = field(default_factory=list)  # cell by cell, what the observers saw and decided (--explain)
     seconds: float = 0.0  # wall time of the kernel run
 
 

@@ -62,12 +62,12 @@ class Watch(RunObserver):
         if cell.cell_type != "code" or not cell.source.strip():
             return
         reply = run.silent(expressions={"changes": _CHANGES.format(guard=GUARD), "report": _REPORT.format(token=self.token)})
-        if mode == "quiet":  # a cell run again for its state was reported on the first time
-            return
         found = self._changes(reply) + self._refusals(run, reply)
-        if not found:
-            return
         log, label = run.log_, run.label(index)
+        log.journal.append(f"{label}{' (run again after a dead kernel)' if mode == 'quiet' else ''}: guard: "
+                           + ("; ".join(found) if found else "nothing refused, nothing changed"))
+        if mode == "quiet" or not found:  # a cell run again for its state was reported on the first time
+            return
         found = list(dict.fromkeys(found))
         if is_test_cell(cell):
             why = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
