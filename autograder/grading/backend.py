@@ -61,7 +61,7 @@ class Kernels:
 
     def __init__(self, sandbox: bool, preload: list[str] | None, memory_limit: int | None, threads: int,
                  log: logging.Logger):
-        from autograder.grading.kernels import kernel_manager_class
+        from autograder.grading.kernels import kernel_manager_class, kernel_threads
 
         self.folder = Path(tempfile.mkdtemp(prefix="autograder-kernels-"))
         self.server = self.pool = self.fallback = None
@@ -70,7 +70,8 @@ class Kernels:
             from autograder.grading.sandbox import Pool
 
             self.pool = Pool(self.folder / "slots", threads, list(preload or []))
-            self.manager = kernel_manager_class(None, memory_limit=memory_limit, extra_env=env, pool=self.pool)
+            self.manager = kernel_manager_class(None, memory_limit=memory_limit, threads=kernel_threads(threads),
+                                                extra_env=env, pool=self.pool)
             return
         if preload is not None and hasattr(os, "fork") and hasattr(os, "pidfd_open"):  # Linux
             from autograder.grading.forkserver import ForkServer
@@ -79,7 +80,8 @@ class Kernels:
                 self.server = ForkServer(list(preload))
             except Exception as error:  # then every kernel starts the usual way
                 log.warning("the warm kernel server did not start (%s); starting kernels normally", error)
-        settings = dict(memory_limit=memory_limit, log_dir=str(self.folder), extra_env=env)
+        settings = dict(memory_limit=memory_limit, threads=kernel_threads(threads), log_dir=str(self.folder),
+                        extra_env=env)
         self.manager = kernel_manager_class(self.server, **settings)
         self.fallback = kernel_manager_class(None, **settings) if self.server else None
 
