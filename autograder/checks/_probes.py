@@ -28,3 +28,31 @@ def backward_through(function, args: tuple, wrt: tuple[int, ...] = (0,), kwargs:
             (result if result.dim() == 0 else result.sum()).backward()
         grads = [args[i].grad for i in wrt]
     return result, grads
+
+
+def calls_to(function, names: tuple[str, ...], args: tuple = (), kwargs: dict | None = None):
+    """Call ``function(*args, **kwargs)`` while the functions named ``names`` in its module's globals (the
+    learner's notebook, for a function defined there) count their calls; return its result and the count
+    of each name (None for the counts where ``function`` has no globals to watch). The names are put back
+    as they were afterwards, whatever happens. This is how a check sees which of the learner's own
+    functions an answer is built from."""
+    space = getattr(function, "__globals__", None)
+    if not isinstance(space, dict):
+        return function(*args, **(kwargs or {})), None
+    counts = {name: 0 for name in names}
+
+    def watched(name, original):
+        def call(*a, **k):
+            counts[name] += 1
+            return original(*a, **k)
+
+        return call
+
+    saved = {name: space[name] for name in names if callable(space.get(name))}
+    try:
+        for name, original in saved.items():
+            space[name] = watched(name, original)
+        result = function(*args, **(kwargs or {}))
+    finally:
+        space.update(saved)
+    return result, counts
