@@ -131,3 +131,47 @@ def block(output, exercise):
     start = lines.index(exercise_line(output, exercise))
     end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("      ")), len(lines))
     return " ".join(line.strip() for line in lines[start:end])
+
+
+# --- answers shown before they are due ------------------------------------------
+
+# Lines that many answers share without giving any of them away.
+_BOILERPLATE = {"super().__init__()", "def forward(self, x):", "return x", "with torch.no_grad():"}
+
+
+def _meaningful(lines) -> set[str]:
+    normalised = (" ".join(line.split()) for line in lines)
+    return {line for line in normalised if line and not line.startswith("#") and line not in _BOILERPLATE
+            and not line.startswith("torch.manual_seed(")}
+
+
+def early_answers(notebook: str) -> list[str]:
+    """Code cells of ``notebook``'s release (neither answers nor tests) that show at least half of the lines
+    of an answer before it is due: any answer of another notebook, or one of a later exercise of this one.
+    A repair's given cell (grade id ``<exercise>_as_given``) is the bug to repair, not its answer."""
+    import math
+    import re
+
+    from autograder.cells import grade_id, is_solution_cell, is_test_cell
+
+    answers = []
+    for other in NOTEBOOKS:
+        for index, cell in enumerate(nbformat.read(solution_path(other), as_version=4).cells):
+            if is_solution_cell(cell) and cell.cell_type == "code":
+                region = re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S)
+                lines = _meaningful("\n".join(region).splitlines())
+                if lines:
+                    answers.append((other, grade_id(cell), index, lines))
+    found = []
+    for index, cell in enumerate(nbformat.read(release_path(notebook), as_version=4).cells):
+        if cell.cell_type != "code" or is_solution_cell(cell) or is_test_cell(cell):
+            continue
+        shown = _meaningful(cell.source.splitlines())
+        for other, exercise, due, lines in answers:
+            if other == notebook and (due < index or grade_id(cell) == f"{exercise}_as_given"):
+                continue
+            common = shown & lines
+            if len(common) >= max(1, math.ceil(len(lines) / 2)):
+                found.append(f"cell {index + 1} shows {len(common)} of the {len(lines)} lines of {other}'s "
+                             f"{exercise}: {sorted(common)}")
+    return found

@@ -50,6 +50,8 @@ def what_is(value) -> str:
     """``describe`` for values of both sides: a learner's object is named by its class."""
     if is_remote(value):
         return f"a {type_name(value).rsplit('.', 1)[-1]}"
+    if value is None or type(value) in (bool, int, float) or (type(value) is str and len(value) < 40):
+        return repr(value)
     return describe(value)
 
 

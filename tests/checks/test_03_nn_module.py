@@ -6,7 +6,7 @@ import pytest
 
 from autograder import cases, registry
 from autograder.runner import run_checks
-from support import assert_accepted, assert_caught, solution_namespace
+from support import assert_accepted, assert_caught, early_answers, solution_namespace
 
 NB = "03_nn_module"
 
@@ -98,7 +98,7 @@ def test_a_snapshot_that_follows_the_model_is_told_so():
 
 def test_the_planted_bug_of_the_repair_is_the_one_the_notebook_gives():
     given = next(cell.source for cell in cases._source(NB).cells
-                 if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "snapshot_as_given")
+                 if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "snapshot_parameters_as_given")
     planted = case("snapshot_parameters", "as given (detach)").code
     assert given.splitlines()[-1].strip() == planted.splitlines()[-1].strip()
 
@@ -124,3 +124,7 @@ def test_the_prediction_is_the_count_the_reveal_prints(solution):
                       if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "mixed_module"), "<mixed>", "exec"),
          solution)
     assert solution["count_parameters"](solution["Mixed"]()) == solution["predict_mixed_count"]()
+
+
+def test_no_cell_shows_an_answer_before_it_is_due():
+    assert early_answers(NB) == []
