@@ -207,7 +207,7 @@ MISTAKES = [
     with torch.no_grad():
         model.linear.weight.copy_(W)
         model.linear.bias.copy_(b)
-''', ("transpose it",)),
+''', ("the transpose of",)),
     Mistake("weights copied into parameters with the copy recorded in the graph", "03_nn_module",
             "load_manual_weights", "update_in_graph",
             '''def load_manual_weights(model, W, b):
