@@ -474,9 +474,9 @@ _PREDICTED_HIGHER_LOSS = [
 _STANDARDIZED_HEAD = "def standardized_loaders(X, y, batch_size=32, val_fraction=0.2, seed=0):\n"
 
 _STANDARDIZED_LOADERS = [
-    Alternative("standardized_loaders", "the training rows from the Subset's indices, biased std", _body(_STANDARDIZED_HEAD, """
+    Alternative("standardized_loaders", "the training inputs from the loader's dataset, biased std", _body(_STANDARDIZED_HEAD, """
 train_loader, _ = make_loaders(X, y, batch_size, val_fraction, seed)
-X_train = X[train_loader.dataset.indices]
+X_train = torch.stack([inputs for inputs, _ in train_loader.dataset])
 mean, std = X_train.mean(dim=0), X_train.std(dim=0, correction=0).clamp_min(1e-6)
 return make_loaders((X - mean) / std, y, batch_size, val_fraction, seed)
 """)),
