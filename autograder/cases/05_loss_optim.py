@@ -412,6 +412,13 @@ return losses[1:]
     Mistake("train_with_momentum", "one_optimizer", "make_optimizer_broken", cells={
         "make_optimizer": _optimizer("return torch.optim.SGD(model.parameters(), lr=lr)")},
         name="make_optimizer forgets the momentum"),
+    Mistake("train_with_momentum", "one_optimizer", "training_step_broken", cells={"training_step": _step("""
+model.train()
+optimizer.zero_grad()
+loss = loss_fn(model(X), y)
+loss.backward()
+return loss.item()
+""")}, name="a training_step that never steps, named as the cause"),
 ]
 
 # --- fast_optimizer (challenge) ----------------------------------------------------------------

@@ -722,9 +722,10 @@ def returns_the_loss_of_every_step(train_with_momentum, training_step, make_opti
 def momentum_changes_the_path(train_with_momentum, training_step, make_optimizer, steps=5, lr=0.1, momentum=0.9,
                               num_samples=48, seed=0):
     _, _, start, with_momentum, _ = run_repair(train_with_momentum, steps, lr, momentum, num_samples, seed)
-    expect(any(not is_close(a, b, atol=0, rtol=0) for a, b in zip(start, with_momentum)),
-           f"after {steps} steps the model's parameters are those it started with: nothing trained it.",
-           "no_update")
+    if all(is_close(a, b, atol=0, rtol=0) for a, b in zip(start, with_momentum)):
+        _blame_parts(dict(training_step=training_step, make_optimizer=make_optimizer), "nothing trained the model")
+        fail(f"after {steps} steps the model's parameters are those it started with: nothing trained it.",
+             "no_update")
     if momentum == 0:
         return
     _, _, _, without, _ = run_repair(train_with_momentum, steps, lr, 0.0, num_samples, seed)
