@@ -56,3 +56,29 @@ def calls_to(function, names: tuple[str, ...], args: tuple = (), kwargs: dict | 
     finally:
         space.update(saved)
     return result, counts
+
+
+import torch  # noqa: E402  (StepRecorder subclasses one of its optimizers)
+
+
+class StepRecorder(torch.optim.SGD):
+    """Plain SGD that notes, at every ``step()``, the parameters it was about to change and the gradients it
+    was handed, in ``record`` (or in ``log``, a list shared with a model's own notes, so that forward passes
+    and steps sit on one timeline). ``step(closure)`` works as documented: the closure runs first, with
+    autograd on, and its loss is returned. The recorder never says what the gradients should have been:
+    the judge computes that itself, from the parameters noted here."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, log: list | None = None):
+        super().__init__(params, lr=lr, momentum=momentum)
+        self.record = log if log is not None else []
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        params = [p for group in self.param_groups for p in group["params"]]
+        self.record.append({"kind": "step", "params": [p.detach().clone() for p in params],
+                            "grads": [None if p.grad is None else p.grad.detach().clone() for p in params]})
+        super().step()
+        return loss
