@@ -397,7 +397,8 @@ def leaves_the_callers_batch_as_it_was(move_to, seed=0, depth=2):
 
 
 def _model() -> nn.Module:
-    """A small network with buffers (batch norm's running statistics); a probe too (built where the learner's code runs)."""
+    """A small network with buffers (batch norm's running statistics); a probe too, to build one where the
+    learner's code runs."""
     return nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
 
 
@@ -689,7 +690,8 @@ def never_leaves_a_half_written_checkpoint(save_checkpoint, epoch=3, seed=0):
            f"the disk filled up half-way through a second save (epoch {epoch + 1}), and the file at path now holds "
            f"{len(after):,} bytes instead of the {len(before):,} of the previous checkpoint: the only good checkpoint "
            "is gone. Writing straight into the file at path destroys the old one before the new one is whole.",
-           "half_written", fix="write the new checkpoint to another file in the same folder, then os.replace it onto path")
+           "half_written",
+           fix="write the new checkpoint to another file in the same folder, then os.replace it onto path")
 
 
 def _trained_checkpoint(seed: int, kind: str, epoch: int):
