@@ -906,6 +906,12 @@ def hands_map_location_on_to_torch_load(load_checkpoint, epoch=3, seed=0):
 # would answer the exercise.)
 
 
+def _repair_model() -> nn.Module:
+    """The repair's network (a probe too). No bias before its batch norm: such a bias gets no gradient, and Adam
+    turns the rounding noise it gets instead into steps of lr, which no two machines round alike."""
+    return nn.Sequential(nn.Linear(5, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+
 def _repair_problem(seed: int):
     """A small, noisy problem whose validation loss falls, then rises (the network overfits)."""
     gen = torch.Generator().manual_seed(seed + 700)
@@ -923,10 +929,12 @@ def _repair_problem(seed: int):
 @checks.of("train_keeping_the_best", rule=("keeps_the_best", "returns_lowest_loss"))
 def keeps_the_weights_of_the_best_epoch_and_returns_its_loss(train_keeping_the_best, epochs=12, seed=0):
     with seeded(seed):
-        model = _model()
+        model = _repair_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     train, val = _repair_problem(seed)
-    theirs, their_optimizer = _theirs(model, optimizer)
+    theirs = probe(_repair_model)
+    theirs.load_state_dict(model.state_dict())
+    their_optimizer = probe(torch.optim.Adam, theirs.parameters(), lr=0.05)
     returned = train_keeping_the_best(theirs, their_optimizer, F.cross_entropy, train, val, epochs)
     state = theirs.state_dict()
     losses, states = [], []
@@ -937,15 +945,19 @@ def keeps_the_weights_of_the_best_epoch_and_returns_its_loss(train_keeping_the_b
             losses.append(F.cross_entropy(model(val[0]), val[1]).item())
         states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
     best = min(range(epochs), key=losses.__getitem__)
-    if not _same_state(state, states[best]):
-        same_as = next((i for i in range(epochs) if _same_state(state, states[i])), None)
+
+    def alike(a: dict, b: dict) -> bool:  # two processes round alike only up to their thread counts
+        return list(a) == list(b) and all(is_close(x, y, atol=1e-5, rtol=1e-4) for x, y in zip(a.values(), b.values()))
+
+    if not alike(state, states[best]):
+        same_as = next((i for i in range(epochs) if alike(state, states[i])), None)
         if same_as == epochs - 1:
             fail(f"over {epochs} epochs the validation loss was lowest after epoch {best + 1} ({losses[best]:.4f}), "
                  f"but the model comes back with the weights of the last epoch (loss {losses[-1]:.4f}). What was "
                  "kept as \"the best state\" went on changing with the model: it was never a copy.",
                  "best_state_aliased", fix="keep copy.deepcopy(model.state_dict()) (or clone every tensor)")
         params = [k for k in state if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
-        if all(k in states[best] and is_close(state[k], states[best][k], atol=1e-7, rtol=1e-6) for k in params):
+        if all(k in states[best] and is_close(state[k], states[best][k], atol=1e-5, rtol=1e-4) for k in params):
             fail(f"the model comes back with the parameters of epoch {best + 1}, the best one, but with other "
                  "buffers (batch norm's running statistics): they are part of its state too.", "buffers_not_kept")
         fail(f"over {epochs} epochs the validation loss was lowest after epoch {best + 1} ({losses[best]:.4f}); the "
@@ -954,7 +966,7 @@ def keeps_the_weights_of_the_best_epoch_and_returns_its_loss(train_keeping_the_b
     if type(returned) is not float:
         fail(f"train_keeping_the_best returned {_what(returned)}; expected the lowest validation loss, a float.",
              "wrong_type")
-    expect(abs(returned - losses[best]) <= 1e-5 * max(1.0, abs(losses[best])),
+    expect(abs(returned - losses[best]) <= 1e-4 * max(1.0, abs(losses[best])),
            f"train_keeping_the_best returned {returned:.5f}; the lowest validation loss over its {epochs} epochs was "
            f"{losses[best]:.5f} (after epoch {best + 1}), and the last {losses[-1]:.5f}.", "wrong_loss")
 
