@@ -541,9 +541,9 @@ def gives_every_parameter_a_gradient(RegularizedMLP, num_samples=16, num_feature
     grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p)) for name, p in model.named_parameters()}
     scale = max(float(g.abs().max()) for g in grads.values()) if grads else 0.0
     dead = [name for name, g in grads.items() if float(g.abs().max()) <= 1e-5 * scale]
-    expect(not dead, f"{', '.join(dead)} of RegularizedMLP gets no gradient in training: whatever its value, the "
-           "output does not change with it, so it only takes up room (and an optimizer such as Adam drifts it about "
-           "for nothing). Look at what batch norm does to a number added to every sample of a hidden unit.",
+    expect(not dead, f"{', '.join(dead)} of RegularizedMLP gets no gradient in training, so training never changes "
+           "it: it only takes up room (and an optimizer such as Adam drifts it about on rounding noise). Look at what "
+           "batch norm does to a number added to every sample of a hidden unit.",
            "dead_weight", fix="build the first Linear with bias=False: batch norm's own bias takes its place")
 
 
@@ -783,15 +783,6 @@ def _deep_state(sizes, seed: int, identity_after_first: bool = False) -> dict:
     return state
 
 
-def _plain_network(state: dict, x: torch.Tensor, count: int) -> torch.Tensor:
-    """The network of ``state`` without any dropout: Linear and ReLU in turn, the last Linear alone."""
-    for i in range(count):
-        x = F.linear(x, state[f"layers.{i}.weight"], state[f"layers.{i}.bias"])
-        if i < count - 1:
-            x = F.relu(x)
-    return x
-
-
 @checks.of("DeepDropoutMLP", rule="same_network")
 def keeps_its_constructor_and_its_layers(DeepDropoutMLP, num_features=6, width=16, hidden_layers=2, num_classes=3,
                                          p_drop=0.25, seed=0):
@@ -820,7 +811,10 @@ def drops_nothing_in_eval_mode(DeepDropoutMLP, num_features=6, width=16, hidden_
            "prediction time. model.eval() switches off the dropout layers it can see, that is, those registered as "
            "submodules of the model.", "dropout_in_eval",
            fix="hold the dropout layers in an nn.ModuleList (or use F.dropout with training=self.training)")
-    expected = _plain_network(state, x, len(sizes) - 1)
+    expected = x  # the network without any dropout: Linear and ReLU in turn, the last Linear alone
+    for i in range(len(sizes) - 1):
+        expected = F.linear(expected, state[f"layers.{i}.weight"], state[f"layers.{i}.bias"])
+        expected = F.relu(expected) if i < len(sizes) - 2 else expected
     expect(is_close(out, expected, atol=1e-5),
            f"in eval mode the output differs by up to {biggest_gap(out, expected):.3g} from the network without "
            "dropout: at prediction time every unit takes part, unscaled.", "wrong_eval_output")
