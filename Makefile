@@ -14,7 +14,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # the user elsewhere, even where the venv is not owned by whoever runs make.
 export JUPYTER_PREFER_ENV_PATH := 1
 
-.PHONY: help install lab check test release student-pack bench clean grade demo-grade bench-grade
+.PHONY: help install lab check test release student-pack bench clean grade demo-grade bench-grade hub hub-instructor hub-clean
 
 help:
 	@echo "make lab       open the course in JupyterLab (students, self-paced learners, instructors)"
@@ -29,6 +29,9 @@ help:
 	@echo "               here or on Dask workers (CLUSTER: N local workers; SCHEDULER: an existing cluster)"
 	@echo "make demo-grade  generate a sample class (good work, mistakes, broken files) into build/ and grade it"
 	@echo "make bench-grade time 'autograder grade' (here and on 1, 2 Dask workers) against sequential 'nbgrader autograde' on a 40-notebook class, and the coordinator alone"
+	@echo "make hub       a local classroom on JupyterHub: an instructor, students, nbgrader's exchange (HUB_ARGS=\"--port 8000 --students 3\")"
+	@echo "make hub-instructor CMD=\"nbgrader collect 01_tensors\"  run a command as the classroom's instructor, in its course folder"
+	@echo "make hub-clean remove the classroom: its accounts and build/hub"
 	@echo "make clean     remove the virtual environment and everything tests or grading left behind"
 
 install: $(INSTALLED)
@@ -90,7 +93,21 @@ demo-grade: $(INSTALLED)
 bench-grade: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_grade.py $(BENCH_ARGS)
 
-clean:
+# A class on JupyterHub through nbgrader's exchange, on this machine (README, "A class on JupyterHub").
+# Run as root (sudo make hub), each user gets a system account; hub/classroom.py says what it does.
+HUB_ARGS ?=
+hub: $(INSTALLED)
+	$(BIN)/python hub/classroom.py start $(HUB_ARGS)
+
+hub-instructor: $(INSTALLED)
+	@test -n "$(CMD)" || { echo 'usage: make hub-instructor CMD="nbgrader collect 01_tensors"'; exit 2; }
+	$(BIN)/python hub/classroom.py instructor -- $(CMD)
+
+# Needs only the standard library: it also runs after the virtual environment is gone.
+hub-clean:
+	$(PYTHON) hub/classroom.py remove
+
+clean: hub-clean
 	rm -rf $(VENV) build dist .pytest_cache gradebook.db submitted autograded feedback exports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

@@ -108,8 +108,8 @@ def _write_jupyter_config(source: Path, target: Path) -> None:
         "*Validate* stays. JupyterLab fetches no news and installs no extensions.\n", encoding="utf-8")
 
 
-# Pins only class grading needs (its package is not in the pack).
-GRADING_ONLY = ("dask", "distributed")
+# Pins only instructors need: class grading's (its package is not in the pack) and the hub's (make hub).
+GRADING_ONLY = ("dask", "distributed", "jupyterhub", "configurable-http-proxy")
 
 
 def _student_pyproject(course_pyproject: Path) -> str:

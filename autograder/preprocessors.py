@@ -69,6 +69,7 @@ class RunLog:
     integrity: list[str] = field(default_factory=list)  # test cells that were tampered with (zero, with why)
     blocked: list[str] = field(default_factory=list)  # what the kernel's audit hook refused or found elsewhere
     zeroed: dict[str, tuple[str, str]] = field(default_factory=dict)  # exercise -> (why, error name): tests score 0
+    journal: list[str] = field(default_factory=list)  # cell by cell, what the observers saw and decided (--explain)
     seconds: float = 0.0  # wall time of the kernel run
 
 
@@ -310,8 +311,9 @@ class RunCells(LimitStreamOutput):
         """The kernel's process id, as this process sees it."""
         return getattr(getattr(self.km, "provisioner", None), "pid", None)
 
-    def label(self, index: int) -> str:
-        return cell_label(self.nb, index, registry.exercise_of_grade_id)
+    def label(self, index: int, nb=None) -> str:
+        """How a learner finds cell ``index`` (of ``nb``, by default the notebook being run)."""
+        return cell_label(nb if nb is not None else self.nb, index, registry.exercise_of_grade_id)
 
     def silent(self, code: str = "", expression: str | None = None, expressions: dict | None = None,
                timeout: float | None = None, deadline: float | None = None, into: int | None = None) -> dict:

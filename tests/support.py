@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import os
+import socket
 from pathlib import Path
 from unittest import mock
 
@@ -131,3 +133,31 @@ def block(output, exercise):
     start = lines.index(exercise_line(output, exercise))
     end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("      ")), len(lines))
     return " ".join(line.strip() for line in lines[start:end])
+
+
+# --- a real browser (tests/browser/, tests/hub/) ------------------------------------
+
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# Chromium as this machine allows it: headless, and nothing that calls home.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_or_skip():
+    """Playwright's sync API, or a skip (a failure under CI) where Debian's Chromium is missing."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        reason = (f"{CHROMIUM} not found: the browser tests drive Debian's Chromium "
+                  "(apt-get install chromium; .ci/run installs it)")
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return pytest.importorskip("playwright.sync_api", reason="playwright is not installed: make install adds it (dev extra)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

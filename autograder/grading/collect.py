@@ -21,7 +21,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder.cells import grade_id, grade_ids, is_test_cell
-from autograder.grading.layout import Submission
+from autograder.grading.layout import LayoutError, Submission
 from autograder.preprocessors import NOT_GRADED_KEY
 
 
@@ -75,12 +75,62 @@ def placeholder(release: NotebookNode, reason: str) -> NotebookNode:
     return nb
 
 
+def snapshot_submitted(submitted: Path, assignment: str, into: Path) -> Path:
+    """What the students handed in for ``assignment``, copied from nbgrader's ``submitted/``
+    (``ID/ASSIGNMENT/``, as ``nbgrader collect`` leaves them), to grade from: grading writes each
+    submission back into ``submitted/``, so it must not read from there while it does. A placeholder
+    that an earlier run wrote is replaced by the original it kept, so that what is graded, and its
+    fingerprint, are the student's. Students with no folder for this assignment are not part of
+    it, as in ``nbgrader autograde``."""
+    into.mkdir(parents=True)
+    for student in sorted(p for p in submitted.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        folder = student / assignment
+        if not folder.is_dir():
+            continue
+        copy = into / student.name / assignment
+        shutil.copytree(folder, copy, symlinks=True)
+        for kept in copy.glob("*.ipynb.original"):
+            ours = kept.with_suffix("")
+            if ours.is_file() and _is_placeholder(ours):
+                kept.replace(ours)
+    if not any(into.iterdir()):
+        raise LayoutError(f"{submitted} holds no submissions of {assignment} (no {submitted.name}/ID/{assignment}/ "
+                          f"folder): collect them first (nbgrader collect {assignment}).")
+    return into
+
+
+def _is_placeholder(path: Path) -> bool:
+    try:
+        return NOT_GRADED_KEY in json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def collect(submission: Submission, dest: Path, notebook: str, release: NotebookNode,
             source_ids: set[str]) -> Collected:
-    """Write ``submission`` into ``dest`` (``submitted/ID/ASSIGNMENT``), replacing what was there."""
+    """Write ``submission`` into ``dest`` (``submitted/ID/ASSIGNMENT``), replacing what was there.
+
+    The new copy is written beside ``dest`` and swapped in only when it is complete, so that a
+    run stopped half-way never leaves a student without a submission there."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fresh = dest.with_name(f".{dest.name}.collecting")
+    if fresh.exists():
+        shutil.rmtree(fresh)
+    fresh.mkdir()
+    collected = _collect_into(submission, fresh, notebook, release, source_ids)
+    old = dest.with_name(f".{dest.name}.replaced")
+    if old.exists():
+        shutil.rmtree(old)
     if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+        dest.rename(old)
+    fresh.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+    collected.notebook = dest / collected.notebook.name
+    return collected
+
+
+def _collect_into(submission: Submission, dest: Path, notebook: str, release: NotebookNode,
+                  source_ids: set[str]) -> Collected:
     target = dest / f"{notebook}.ipynb"
     notes = list(submission.notes)
     for path in submission.files():

@@ -52,7 +52,8 @@ class KernelChannel:
         self.request_file.write_bytes(message)
         if self.expired:  # the check is being wound up after its time ran out: a short while for that
             self.deadline = monotonic() + self.run.interrupt_grace
-        content = self.run.silent(self.code, deadline=self.deadline, into=self.index)
+        # as a user expression: the kernel evaluates it without transforming, compiling and running a cell
+        content = self.run.silent(expression=self.code, deadline=self.deadline, into=self.index)
         self.expired = self.expired or bool(content.get("interrupted"))
         try:
             answer = self.reply_file.read_bytes()
@@ -117,6 +118,9 @@ class Judge(RunObserver):
                 cell.outputs.append(error_output(type(error).__name__, str(error)))
                 return
             records.extend(results)
+            run.log_.journal.extend(
+                f"{run.label(index)}: judge: {call.exercise}{' (hidden tests)' if call.hidden else ''}, {r.check}: "
+                f"{r.status}{f' {r.code}: {r.message}' if r.message else ''} ({r.seconds:g} s)" for r in results)
             if all(result.status == PASSED for result in results):
                 cell.outputs.append(new_output("stream", name="stdout", text=report(call.exercise, results) + "\n"))
             else:

@@ -47,7 +47,7 @@ from autograder import registry
 from autograder.cells import grade_ids, test_cell_ids
 from autograder.execute import Engine
 from autograder.grading import nbgrader_steps, report as reporting
-from autograder.grading.collect import Collected, collect, placeholder
+from autograder.grading.collect import Collected, collect, placeholder, snapshot_submitted
 from autograder.grading.course import Course, working_directory
 from autograder.grading.layout import LayoutError, Submission, discover
 from autograder.grading.submission import Assignment, Graded, SubmissionGrader, grading_engine
@@ -269,6 +269,9 @@ class _Grader:
             collected = Collected(student, dest / f"{self.notebook}.ipynb",
                                   f"the submission could not be copied ({type(error).__name__}: {error})")
             dest.mkdir(parents=True, exist_ok=True)
+            kept = collected.notebook.with_name(collected.notebook.name + ".original")
+            if collected.notebook.exists() and not kept.exists():  # graded in place: the student's own file
+                shutil.copyfile(collected.notebook, kept)
             nbformat.write(placeholder(self.spec.release, collected.placeholder), collected.notebook)
         if self.cluster is None:
             graded = self.grader.grade(collected)
@@ -293,6 +296,20 @@ class _Grader:
     def engine(self, student: str) -> Engine:
         return grading_engine(self.timeout, self.kernel_manager_class, self.fallback_kernel_manager_class, self.lock,
                               self.scratch / "kernels" / student)
+
+
+def _grading_source(options: Options, course: Course, scratch: Path) -> Path:
+    """Where to read the class from. The course's own ``submitted/`` (where ``nbgrader collect``
+    puts a class that came through the exchange) is graded in place: from a snapshot, since
+    grading writes each submission back there."""
+    submitted = course.folder("submitted").resolve()
+    path = options.submissions
+    if path == submitted:
+        return snapshot_submitted(submitted, options.assignment, scratch / "submitted")
+    if submitted in path.parents or path in submitted.parents:
+        raise LayoutError(f"{path} overlaps the course's {submitted.name}/ folder, which grading writes into: "
+                          f"pass {submitted} itself (grading it in place), or a folder outside the course.")
+    return path
 
 
 class States:
@@ -374,7 +391,8 @@ def _grade_class(options: Options) -> ClassResult:
     grader = _Grader(options, course, out, scratch)
     try:
         try:
-            submissions = discover(options.submissions, options.assignment, grader.notebook, scratch)
+            source = _grading_source(options, course, scratch)
+            submissions = discover(source, options.assignment, grader.notebook, scratch)
         except LayoutError as error:
             raise GradingError(str(error)) from None
         if options.student is not None:

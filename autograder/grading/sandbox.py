@@ -114,6 +114,23 @@ def _libraries() -> list[str]:
     return args
 
 
+# Parts of the autograder package that know answers (reference implementations, hidden data, correct
+# alternatives) or judge: the judge runs them outside the sandbox, so a kernel never sees them.
+HIDDEN_PARTS = ("checks/instructor", "cases")
+
+
+def _hidden() -> list[str]:
+    """Each instructor-only folder of the package covered by an empty, read-only one."""
+    import autograder
+
+    package = Path(autograder.__file__).resolve().parent
+    args = []
+    for part in HIDDEN_PARTS:
+        if (package / part).is_dir():
+            args += ["--tmpfs", str(package / part), "--remount-ro", str(package / part)]
+    return args
+
+
 def _matplotlib_cache() -> str | None:
     """The instructor's matplotlib font cache, shown read-only, so no kernel rebuilds it."""
     path = os.environ.get("MPLCONFIGDIR") or os.path.join(
@@ -135,7 +152,7 @@ def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 def command(folder: Path) -> list[str]:
     """The bwrap command line that confines a process to ``folder`` (its one writable folder and its
     working directory); the confined command follows it."""
-    args = [shutil.which("bwrap") or "bwrap", *_isolation(), *_system(), *_libraries()]
+    args = [shutil.which("bwrap") or "bwrap", *_isolation(), *_system(), *_libraries(), *_hidden()]
     cache = _matplotlib_cache()
     if cache:  # not at its own path: nothing else of the home directory shows
         args += ["--ro-bind", cache, MPL_CACHE]

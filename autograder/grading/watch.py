@@ -38,13 +38,14 @@ class Watch(RunObserver):
         self.installed_on = 0  # the kernel (run.kernel_starts) the guard was installed in
         self.exercises = exercises_of(nb)
         self.cell_files: dict[str, int] | None = None
+        self.seen: set[str] = set()  # findings already flagged: a change made once is reported once
         for index, cell in enumerate(nb.cells):
             if is_solution_cell(cell) or not is_test_cell(cell):
                 for exercise in defined_exercises(cell, self.exercises):
                     found = tamper.runs_unreadable_code(cell.source)
                     if found:
                         run.log_.zeroed.setdefault(exercise, (
-                            f"{run.label(index)}, which defines {exercise}, {found[0].split(': ', 1)[-1]}", INTEGRITY))
+                            f"{run.label(index, nb)}, which defines {exercise}, {found[0].split(': ', 1)[-1]}", INTEGRITY))
 
     def before_cell(self, run: RunCells, cell, index: int) -> str | None:
         if cell.cell_type == "code" and cell.source.strip() and self.installed_on != run.kernel_starts:
@@ -61,12 +62,12 @@ class Watch(RunObserver):
         if cell.cell_type != "code" or not cell.source.strip():
             return
         reply = run.silent(expressions={"changes": _CHANGES.format(guard=GUARD), "report": _REPORT.format(token=self.token)})
-        if mode == "quiet":  # a cell run again for its state was reported on the first time
-            return
         found = self._changes(reply) + self._refusals(run, reply)
-        if not found:
-            return
         log, label = run.log_, run.label(index)
+        log.journal.append(f"{label}{' (run again after a dead kernel)' if mode == 'quiet' else ''}: guard: "
+                           + ("; ".join(found) if found else "nothing refused, nothing changed"))
+        if mode == "quiet" or not found:  # a cell run again for its state was reported on the first time
+            return
         found = list(dict.fromkeys(found))
         if is_test_cell(cell):
             why = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
@@ -76,7 +77,9 @@ class Watch(RunObserver):
         runtime = [f for f in found if "built code" in f or "loaded code" in f or "built a code" in f]
         for exercise in defined_exercises(cell, self.exercises) if runtime else ():
             log.zeroed.setdefault(exercise, (f"{label}, which defines {exercise}, {runtime[0]}", INTEGRITY))
-        log.blocked.extend(f"{label}: {what}" for what in found)
+        new = [what for what in found if what not in self.seen]
+        self.seen.update(new)
+        log.blocked.extend(f"{label}: {what}" for what in new)
 
     def _changes(self, reply: dict) -> list[str]:
         value = reply.get("user_expressions", {}).get("changes", {})

@@ -21,7 +21,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,14 +34,11 @@ import pytest
 
 from autograder import registry
 from autograder.nbgrader_hooks import is_test_cell
-from support import ROOT, nbgrader_meta, solution_path
+from support import CHROMIUM, CHROMIUM_FLAGS, ROOT, nbgrader_meta, solution_path
+from support import chromium_or_skip as _chromium_or_skip, free_port as _free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-# Chromium as this machine allows it: headless, and nothing that calls home.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "build" / "browser-artifacts"
 # A common laptop screen: JupyterLab's file browser open beside the notebook.
 VIEWPORT = {"width": 1280, "height": 800}
@@ -61,22 +57,6 @@ EXPECTED_SERVER_NOISE = re.compile(r"Unwritable directory, please contact your i
 STDERR = "application/vnd.jupyter.stderr"
 # The notebook in the tab being shown (JupyterLab keeps other tabs in the page, hidden).
 SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-
-
-def _chromium_or_skip():
-    if not CHROMIUM.exists():
-        reason = (f"{CHROMIUM} not found: the browser tests drive Debian's Chromium "
-                  "(apt-get install chromium; .ci/run installs it)")
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return pytest.importorskip("playwright.sync_api", reason="playwright is not installed: make install adds it (dev extra)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Lab:

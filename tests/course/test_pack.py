@@ -1,7 +1,8 @@
 """The student pack (`autograder pack`): the course without its answers.
 
 - the contents scan: no solution code, no hidden test, no instructor check module;
-- the substitution test: nothing the pack's `autograder` defines passes an exercise's hidden checks;
+- the substitution test: nothing the pack's `autograder` defines, nor a short wrapper around it, passes an
+  exercise's hidden checks;
 - a fresh install from the zip: the pack's own two commands, and public verdicts on a filled-in notebook;
 - the round trip: that notebook, graded in the instructor's course, gets the expected score.
 """
@@ -26,7 +27,6 @@ import pytest
 from autograder import registry
 from autograder.pack import INSTRUCTOR_ONLY, PACK_NAME, build_pack, student_package_files
 from autograder.results import PASSED
-from autograder.runner import run_checks
 from support import NOTEBOOKS, ROOT, nbgrader_meta, solution_namespace, solution_path
 
 A = "02_manual_model"
@@ -150,35 +150,92 @@ def _pack_definitions() -> list[tuple[str, object]]:
     return found
 
 
-def _fits(candidate, answer) -> bool:
-    """Whether ``candidate`` can be called the way the exercise's answer is called."""
+def _wrappers(candidate, answer) -> list[tuple[str, object]]:
+    """Ways a student could put ``candidate`` in place of the answer with a few lines of their own: called
+    as it is; with the answer's arguments packed in one tuple; with a prefix of them; with those whose
+    names it shares; each result as it is, its first item, or its tensors in float32."""
+    if inspect.isclass(candidate) != inspect.isclass(answer):
+        return []
     try:
-        wanted = [p for p in inspect.signature(answer).parameters.values()
-                  if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        inspect.signature(candidate).bind(*[None] * len(wanted))
+        names = [p.name for p in inspect.signature(answer).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        theirs = [p.name for p in inspect.signature(candidate).parameters.values()]
     except (TypeError, ValueError):
-        return False
-    return inspect.isclass(candidate) == inspect.isclass(answer)
+        return []
+    if inspect.isclass(candidate):
+        return [("as it is", candidate)]
+    calls = [("as it is", lambda *a, **k: candidate(*a, **k)),
+             ("with its arguments in one tuple", lambda *a, **k: candidate(a))]
+    for cut in range(1, len(names)):
+        calls.append((f"with its first {cut} arguments", lambda *a, _cut=cut, **k: candidate(*a[:_cut])))
+    shared = [name for name in names if name in theirs]
+    if shared:
+        def by_name(*a, **k):
+            given = dict(zip(names, a), **k)
+            return candidate(**{name: given[name] for name in shared if name in given})
+        calls.append((f"with {', '.join(shared)} by name", by_name))
+
+    def first(result):
+        return result[0] if isinstance(result, (tuple, list)) and result else result
+
+    def float32(result):
+        import torch
+
+        if isinstance(result, torch.Tensor) and result.is_floating_point():
+            return result.float()
+        if isinstance(result, (tuple, list)):
+            return type(result)(float32(item) for item in result)
+        return result
+
+    wrappers = []
+    for label, call in calls:
+        for outcome, adapt in (("", lambda r: r), (", its first result", first), (", in float32", float32)):
+            def wrapper(*args, _call=call, _adapt=adapt, **kwargs):
+                return _adapt(_call(*args, **kwargs))
+            wrapper.__signature__ = inspect.signature(answer)
+            wrappers.append((label + outcome, wrapper))
+    return wrappers
+
+
+def _passes_every_check(exercise: str, namespace: dict) -> bool:
+    """Whether every check of the exercise (the instructor's too) passes, stopping at the first that fails."""
+    from autograder.learner import InProcess, Learner
+    from autograder.runner import _run_one
+
+    learner = Learner(InProcess(namespace))
+    try:
+        for check in registry.checks_of(exercise):
+            try:
+                if _run_one(check, learner, True, {}).status != PASSED:
+                    return False
+            except SystemExit:  # the command line's entry point, called with an exercise's arguments
+                return False
+        return True
+    finally:
+        learner.release()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_nothing_in_the_pack_passes_an_exercise_in_place_of_its_answer(notebook, tmp_path, monkeypatch):
+    """Not the pack's functions and classes, nor a wrapper of a few lines around one of them: every check
+    of the exercise, hidden ones included, still has to fail. (A check's own functions and the probes
+    take the learner's code as an argument: called in its place they return nothing an exercise asks.)"""
     monkeypatch.chdir(tmp_path)  # whatever a candidate writes lands here
-    candidates = _pack_definitions()
+    registered = {check.func for name in NOTEBOOKS for exercise in registry.exercises(name)
+                  for check in registry.checks_of(exercise)}
+    # What could compute an answer: the helpers of the check modules and the data module (the rest of the
+    # package runs notebooks and renders reports; the checks themselves only raise or return None).
+    candidates = [(label, value) for label, value in _pack_definitions()
+                  if label.startswith(("autograder.checks.", "autograder.data.")) and value not in registered]
     namespace = solution_namespace(notebook)
     tried = 0
     for exercise in registry.exercises(notebook):
         for label, candidate in candidates:
-            if not _fits(candidate, namespace[exercise]):
-                continue
-            tried += 1
-            try:
-                results = run_checks(exercise, {**namespace, exercise: candidate}, hidden=True)
-            except SystemExit:  # the command line's entry point, called with an exercise's arguments
-                continue
-            assert not all(r.status == PASSED for r in results), \
-                f"{label} from the student pack passes every check of {exercise}"
+            for how, wrapper in _wrappers(candidate, namespace[exercise]):
+                tried += 1
+                assert not _passes_every_check(exercise, {**namespace, exercise: wrapper}), \
+                    f"{label} from the student pack, {how}, passes every check of {exercise}"
     assert tried, "no candidate fitted any exercise: the test would prove nothing"
 
 

@@ -3,12 +3,14 @@ solution cells named after their exercises, visible and hidden test cells for
 every exercise, clean solution notebooks, and a release in step with them."""
 
 import ast
+import inspect
 import re
 
 import nbformat
 import pytest
 
 from autograder import registry
+from autograder.cells import judged_calls
 from autograder.nbgrader_hooks import RAISES_EXCEPTION, is_test_cell
 from autograder.release import generate_release
 from support import NOTEBOOKS, RELEASE, ROOT, SOLUTIONS, nbgrader_meta, release_path, solution_path
@@ -64,6 +66,45 @@ def test_each_exercise_has_locked_visible_and_hidden_test_cells(notebook):
         assert True in kinds, f"{exercise} has no hidden tests"
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_test_cell_is_check_calls_the_judge_can_run_outside_the_kernel(notebook):
+    for cell in cells(solution_path(notebook)):
+        if is_test_cell(cell):
+            calls = judged_calls(cell.source)
+            assert calls, f"{nbgrader_meta(cell)['grade_id']}: only check(...) / check.hidden(...) calls with literal inputs"
+            hidden = "### BEGIN HIDDEN TESTS" in cell.source
+            assert all(call.hidden == hidden for call in calls), \
+                f"{nbgrader_meta(cell)['grade_id']}: hidden tests call check.hidden(...), visible ones check(...)"
+
+
+def _defaults(exercise: str) -> dict[str, list]:
+    """Each input of the exercise's checks, with the default value each check that takes it gives it."""
+    found: dict[str, list] = {}
+    for check in registry.checks_of(exercise):
+        for name, parameter in inspect.signature(check.func).parameters.items():
+            if parameter.default is not inspect.Parameter.empty:
+                found.setdefault(name, []).append(parameter.default)
+    return found
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_hidden_input_reaches_a_check_and_every_hidden_test_tries_something_new(notebook):
+    """A hidden input that no check takes, or a hidden test that runs the visible test's inputs again and
+    nothing else, would grade nothing new: a model that ignores its `hidden` argument would pass."""
+    for cell in cells(solution_path(notebook)):
+        if not is_test_cell(cell) or "### BEGIN HIDDEN TESTS" not in cell.source:
+            continue
+        grade_id = nbgrader_meta(cell)["grade_id"]
+        for call in judged_calls(cell.source):
+            defaults = _defaults(call.exercise)
+            unknown = sorted(set(call.inputs) - set(defaults))
+            assert not unknown, f"{grade_id}: no check of {call.exercise} takes {unknown}"
+            fresh = [name for name, value in call.inputs.items() if any(value != d for d in defaults[name])]
+            instructor = any(check.instructor for check in registry.checks_of(call.exercise))
+            assert fresh or instructor, (f"{grade_id} runs {call.exercise}'s checks on the visible test's inputs "
+                                         "again, and no instructor check: it tests nothing new")
+
+
 def test_grade_ids_of_tests_belong_to_the_longest_matching_exercise():
     assert registry.exercise_of_grade_id("test_init_params_hidden") == "init_params"
     assert registry.exercise_of_grade_id("test_SimpleModel") == "SimpleModel"
@@ -77,7 +118,7 @@ def test_the_release_hides_solutions_and_hidden_tests(notebook):
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS"):
         assert marker not in text
     hidden_calls = [line for c in cells(solution_path(notebook)) if "BEGIN HIDDEN TESTS" in c.source
-                    for line in c.source.splitlines() if line.startswith("check(")]
+                    for line in c.source.splitlines() if line.startswith(("check(", "check.hidden("))]
     for call in hidden_calls:
         assert call not in text, f"the hidden test {call} leaked into the release"
 

@@ -6,6 +6,9 @@ Reach: each attempt runs in an extra cell of a notebook whose answers are otherw
 `REACH <what>: denied` or `REACH <what>: ALLOWED (...)`; every one must say denied.
 Fool: each notebook answers init_params wrongly (W in nn.Linear's layout, which its checks reject)
 and leaves every other exercise blank, then tries a trick to pass anyway; each must score zero.
+Judge: tricks against a verdict made in the kernel (a reference imported from the instructor's checks,
+torch patched to agree, PyTorch's function modes, the data set poisoned); the verdicts are made outside
+the kernel now, so each wrong answer scores zero on its exercise however torch was patched.
 """
 
 import codecs
@@ -190,6 +193,77 @@ getattr(builtins, "ex" + "ec")(codecs.decode(ROT13_TEXT, "rot13"), globals())
 }
 
 
+# Judge: (exercise, the cell that answers it): a wrong answer that tries to pass a verdict made in the kernel.
+WRONG_SGD = '''
+def sgd_step(params, lr):
+    with torch.no_grad():
+        for p in params:
+            p -= 2 * lr * p.grad  # twice the step
+            p.grad = None
+'''
+JUDGE = {
+    # the issue's trick: the instructor's reference descent, imported from the checks
+    "reference_import": ("train_manual", '''import importlib, torch
+
+try:
+    _instructor = importlib.import_module("autograder.checks.instructor.02_manual_model")
+    print("REACH import the instructor's checks: ALLOWED")
+except ImportError as error:
+    print(f"REACH import the instructor's checks: denied ({type(error).__name__})")
+    _instructor = None
+
+def train_manual(X, y, epochs=100, lr=0.1, seed=0):
+    W = (torch.rand(X.shape[1], 1, generator=torch.Generator().manual_seed(seed)) * 2 - 1) / X.shape[1] ** 0.5
+    b = torch.zeros(1)
+    W, b = _instructor._descend(X, y, W, b, epochs, lr)
+    return W.requires_grad_(), b.requires_grad_(), [0.5] * epochs
+'''),
+    # torch.allclose says yes for a while, then puts itself back before anyone compares
+    "self_restoring_patch": ("sgd_step", '''import torch
+
+_real = torch.allclose
+_calls = [0]
+
+def _agree(*args, **kwargs):
+    _calls[0] += 1
+    if _calls[0] > 40:
+        torch.allclose = _real
+    return True
+
+torch.allclose = _agree
+''' + WRONG_SGD),
+    # a function mode built with type(), answering every comparison with yes
+    "function_mode": ("sgd_step", '''import torch
+from torch.overrides import TorchFunctionMode
+
+_COMPARE = {torch.allclose, torch.equal, torch.isclose, torch.eq, torch.Tensor.__eq__, torch.Tensor.all}
+
+def _answer(self, func, types, args=(), kwargs=None):
+    if func in (torch.allclose, torch.equal):
+        return True
+    result = func(*args, **(kwargs or {}))
+    return torch.ones_like(result, dtype=torch.bool) if func in _COMPARE else result
+
+_Agree = type("_Agree", (TorchFunctionMode,), {"__torch_function__": _answer})
+_Agree().__enter__()
+''' + WRONG_SGD),
+    # a method PyTorch's Tensor does not have in its own dictionary: every tensor is true
+    "tensor_method": ("sgd_step", '''import torch
+
+torch.Tensor.__bool__ = lambda self: True
+''' + WRONG_SGD),
+    # the course's cached data set poisoned in place: every tumour benign, and a constant prediction
+    "poisoned_data": ("fit_raw_measurements", '''import torch
+import autograder.data as data
+
+for cached in (data._breast_cancer_raw, data._breast_cancer):
+    cached()[1].fill_(1.0)
+
+def fit_raw_measurements(X, y):
+    return lambda X_new: torch.ones(len(X_new), 1)
+'''),
+}
+
 
 def _right_init() -> str:
     """The instructor's init_params: the answer the tricks try to get hold of."""
@@ -209,13 +283,14 @@ except ZeroDivisionError:
 '''
 
 
-def _notebook(release, init_source=None, before=(), after_init=()):
+def _notebook(release, init_source=None, before=(), after_init=(), answers=None):
     nb = nbformat.from_dict(json.loads(json.dumps(release)))
+    answers = {**(answers or {}), **({"init_params": init_source} if init_source is not None else {})}
     cells = []
     for cell in nb.cells:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id == "init_params" and init_source is not None:
-            cell.source = init_source
+        if grade_id in answers:
+            cell.source = answers[grade_id]
         cells.append(cell)
         if grade_id == "setup":
             cells.extend(nbformat.v4.new_code_cell(source) for source in before)
@@ -262,6 +337,8 @@ def graded(tmp_path_factory):
         source = source.replace("SOLUTION_TEXT", repr(RIGHT_INIT))
         source = source.replace("ROT13_TEXT", repr(codecs.encode(RIGHT_INIT, "rot13")))
         students[f"fool-{name.replace('_', '-')}"] = _notebook(release, source, before=[OBSERVE])
+    for name, (exercise, source) in JUDGE.items():
+        students[f"judge-{name.replace('_', '-')}"] = _notebook(release, answers={exercise: source}, before=[OBSERVE])
     submissions = tmp / "class"
     submissions.mkdir()
     for student, nb in students.items():
@@ -334,7 +411,7 @@ def test_every_fooling_attempt_scores_zero(graded, trick):
 
 
 @pytest.mark.parametrize("trick, says", [
-    ("thread", "a thread the notebook started"), ("traceback_frame", "reached a running frame"),
+    ("thread", "autograder.results.expect was replaced"), ("traceback_frame", "reached a running frame"),
     ("walk_tb", "reached a running frame"),
     ("gc", "searched the interpreter's objects"), ("exec_hidden", "built code at run time"),
     ("exec_solution", "runs code built at run time"),
@@ -361,3 +438,15 @@ def test_a_dead_kernel_costs_only_the_exercise_that_killed_it(graded):
     dies_after = graded["students"]["d-dies-after-init"]
     assert _points(dies_after, "init_params") == 3, "the tests after the fatal cell were graded"
     assert "SIGSEGV" in " ".join(dies_after.faults)
+
+
+@pytest.mark.parametrize("trick", sorted(JUDGE))
+def test_a_wrong_answer_scores_zero_however_the_kernel_was_patched(graded, trick):
+    exercise, _ = JUDGE[trick]
+    student = graded["students"][f"judge-{trick.replace('_', '-')}"]
+    assert _points(student, exercise) == 0, f"{trick}: {student.exercises}"
+
+
+def test_the_instructors_checks_cannot_be_imported_in_a_graded_kernel(graded):
+    assert _printed(graded["executed"]["judge-reference-import"], "REACH ") == [
+        "REACH import the instructor's checks: denied (ModuleNotFoundError)"]
