@@ -80,8 +80,8 @@ grade: $(INSTALLED)
 DEMO := build/demo-grade
 DEMO_ASSIGNMENT ?= 02_manual_model
 demo-grade: $(INSTALLED)
-	rm -rf $(DEMO) && mkdir -p $(DEMO)/course
-	cp nbgrader_config.py $(DEMO)/course/ && cp -r solutions notebooks $(DEMO)/course/
+	rm -rf $(DEMO)
+	$(BIN)/python -c 'from autograder.course import Course; Course.here().copy("$(DEMO)/course")'
 	$(BIN)/autograder sample-class $(DEMO_ASSIGNMENT) --to $(DEMO)/class.zip --layout zip
 	@echo "--- grading (cells are stopped after 20 s here, instead of the course's 60, to keep the demo short)"
 	$(BIN)/autograder grade $(DEMO_ASSIGNMENT) --course $(DEMO)/course --submissions $(DEMO)/class.zip --timeout 20

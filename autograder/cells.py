@@ -79,16 +79,6 @@ def stderr_of(cell, limit: int = 500) -> str:
     return shorten(_ANSI.sub("", text), limit)
 
 
-def trouble(cell) -> str:
-    """Why nbgrader's rule may score the cell below full marks, as a phrase that follows a cell's name:
-    ``raised ValueError: ...`` or ``printed to stderr: ...``; '' when neither happened."""
-    error = error_of(cell)
-    if error:
-        return f"raised {error}"
-    printed = stderr_of(cell)
-    return f"printed to stderr: {printed}" if printed else ""
-
-
 def cell_number(index: int) -> str:
     """A cell's position as the learner counts it: from the top, from 1, markdown cells included."""
     return f"cell {index + 1}"

@@ -36,22 +36,22 @@ def _release(args: argparse.Namespace) -> int:
 
 def _course(command: str):
     """The course around the working directory, or None after saying why there is none."""
-    from autograder.course import CourseLayout
+    from autograder.course import Course
 
-    layout = CourseLayout.find()
-    if layout is None:
+    course = Course.find()
+    if course is None:
         print(f"autograder {command}: no course here (no nbgrader_config.py in this folder or above it); "
               "run this in the course's folder.", file=sys.stderr)
-    return layout
+    return course
 
 
 def _workspace(args: argparse.Namespace) -> int:
     from autograder.workspace import prepare_workspace
 
-    layout = _course("workspace")
-    if layout is None:
+    course = _course("workspace")
+    if course is None:
         return 1
-    added = prepare_workspace(layout.release, Path(args.dir) if args.dir else layout.workspace)
+    added = prepare_workspace(course.release, Path(args.dir) if args.dir else course.workspace)
     for path in added:
         print(f"new in your workspace: {path}")
     return 0
@@ -74,16 +74,16 @@ def _check_notebooks(args: argparse.Namespace) -> list:
 
 def _check_workspace(args: argparse.Namespace) -> list:
     from autograder import progress
-    from autograder.course import WORKSPACE, CourseLayout
+    from autograder.course import WORKSPACE, Course
     from autograder.selfcheck import check_workspace, format_table
 
-    layout = CourseLayout.find(args.dir)
-    workspace = Path(args.dir) if args.dir else layout.workspace if layout else Path(WORKSPACE)
+    course = Course.find(args.dir)
+    workspace = Path(args.dir) if args.dir else course.workspace if course else Path(WORKSPACE)
     if not workspace.is_dir():
         print(f"There is no workspace at {workspace}/ yet: `make lab` creates it. "
               "Run this at the top of the course, or name your workspace with --dir.")
         return []
-    reports = check_workspace(workspace, args.timeout, announce=print, layout=layout)
+    reports = check_workspace(workspace, args.timeout, announce=print, course=course)
     print(format_table(reports))
     png, page = progress.save(reports, workspace)
     print(f"\nYour progress as a picture: {png}\nand as a page with what to fix: {page}")

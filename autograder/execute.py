@@ -21,10 +21,10 @@ from nbformat import NotebookNode
 from traitlets.config import Config
 
 from autograder import registry
-from autograder.cells import cell_label as _cell_label, error_of, grade_id, grade_ids, is_test_cell, trouble
-from autograder.course import CourseLayout
+from autograder.cells import cell_label as _cell_label, grade_id, grade_ids, is_test_cell
+from autograder.course import Course
 from autograder.preprocessors import CollectRecords, MarkStoppedCells, RunCells, RunLog
-from autograder.verdicts import RUN_ERRORS, CellVerdict, cell_verdicts
+from autograder.verdicts import CellVerdict, cell_verdicts
 
 DEFAULT_CELL_TIMEOUT = 60
 
@@ -118,15 +118,15 @@ class Prepared:
 
 
 def prepare(path: str | os.PathLike, source: str | os.PathLike | None = None,
-            layout: CourseLayout | None = None) -> Prepared:
+            course: Course | None = None) -> Prepared:
     """Read ``path`` and restore its test cells (and hidden tests) from ``source``, by default the
-    course's own copy of the assignment (see :class:`~autograder.course.CourseLayout`)."""
+    course's own copy of the assignment (see :meth:`~autograder.course.Course.authoritative`)."""
     path = Path(path)
     nb = read_notebook(path)
     assignment = assignment_of(nb, path)
     if source is None:
-        layout = layout or CourseLayout.find(path)
-        source = layout.authoritative(assignment) if layout else None
+        course = course or Course.find(path)
+        source = course.authoritative(assignment) if course else None
     if source is not None:
         nb = restore_test_cells(nb, read_notebook(source), assignment)
     return Prepared(path, assignment, nb, Path(source) if source else None)
@@ -184,18 +184,6 @@ class NotebookRun:
     @property
     def max_score(self) -> float:
         return sum(v.max_points for v in self.verdicts)
-
-    def cell_errors(self) -> list[tuple[int, str]]:
-        """``(index, what happened)`` for cells outside the tests that raised or printed to stderr,
-        leaving out the errors the run itself wrote (a timeout, a dead kernel: they are faults)."""
-        found = []
-        for index, cell in enumerate(self.notebook.cells):
-            if cell.cell_type != "code" or is_test_cell(cell) or error_of(cell).startswith(RUN_ERRORS):
-                continue
-            said = trouble(cell)
-            if said:
-                found.append((index, said))
-        return found
 
 
 def execute(nb: NotebookNode, cwd: str | os.PathLike, engine: Engine | None = None) -> tuple[NotebookNode, RunLog]:

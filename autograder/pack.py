@@ -54,13 +54,13 @@ def student_package_files(package_dir: Path = PACKAGE_DIR) -> list[Path]:
 
 def build_pack(course_dir: Path, out_dir: Path) -> tuple[Path, Path]:
     """Write the student pack of the course in ``course_dir`` into ``out_dir``; return (folder, zip)."""
-    from autograder.course import CourseLayout, CourseNotFound
+    from autograder.course import Course, CourseNotFound
 
     try:
-        layout = CourseLayout.here(course_dir)
+        course = Course.here(course_dir)
     except CourseNotFound as error:
         raise PackError(str(error)) from None
-    course_dir, release = layout.root, layout.release
+    course_dir, release = course.root, course.release
     if not release.is_dir() or not any(release.glob("*/*.ipynb")):
         raise PackError(f"{course_dir} has no released notebooks in {release.name}/: run `make release` first.")
     out_dir = Path(out_dir).resolve()

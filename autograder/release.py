@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from autograder.course import CourseLayout
+from autograder.course import Course
 
 
 def tool_env() -> dict[str, str]:
@@ -34,13 +34,13 @@ def generate_release(course_dir: Path | None = None, release_dir: Path | None = 
     """Write the release of every assignment of the course's source folder (``solutions/``) to
     ``release_dir`` (default: the course's release folder, ``notebooks/``), replacing what was there.
     The course is the one in ``course_dir``, by default the one around the working directory."""
-    layout = CourseLayout.find(course_dir)
-    if layout is None:
+    course = Course.find(course_dir)
+    if course is None:
         raise ReleaseError(f"{Path(course_dir or Path.cwd()).resolve()} is not in a course: no nbgrader_config.py.")
-    course_dir = layout.root
-    release_dir = Path(release_dir or layout.release).resolve()
-    if not layout.source.is_dir():
-        raise ReleaseError(f"{course_dir} has no {layout.source.name}/ folder to release.")
+    course_dir = course.root
+    release_dir = Path(release_dir or course.release).resolve()
+    if not course.source.is_dir():
+        raise ReleaseError(f"{course_dir} has no {course.source.name}/ folder to release.")
     with tempfile.TemporaryDirectory(prefix="release-") as scratch:
         staged = Path(scratch) / "notebooks"
         command = [

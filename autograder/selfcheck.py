@@ -20,17 +20,17 @@ from pathlib import Path
 
 from autograder import registry
 from autograder.cells import grade_id, is_solution_cell, is_test_cell, is_withheld_test
-from autograder.course import CourseLayout
+from autograder.course import Course, CourseError
 from autograder.execute import (
     DEFAULT_CELL_TIMEOUT,
     Engine,
     NotebookError,
     NotebookRun,
-    cell_label,
     prepare,
     read_notebook,
     run,
 )
+from autograder.faults import find_faults
 from autograder.verdicts import ExerciseVerdict, Status, exercise_verdicts
 
 # What became of an exercise (see autograder.verdicts.Status).
@@ -45,7 +45,8 @@ class NotebookReport:
     path: Path | None
     state: str
     exercises: list[ExerciseVerdict] = field(default_factory=list)
-    faults: list[str] = field(default_factory=list)  # timeouts, a dead kernel, errors outside test cells
+    faults: list[str] = field(default_factory=list)  # timeouts, a dead kernel, cells that raised (autograder.faults)
+    notes: list[str] = field(default_factory=list)  # what costs nothing: warnings
     run: NotebookRun | None = None
     withheld: bool = False  # some tests run only at grading (the student pack has no hidden tests)
 
@@ -70,14 +71,16 @@ class NotebookReport:
 
 
 def check_notebook(path: str | os.PathLike, timeout: int = DEFAULT_CELL_TIMEOUT,
-                   layout: CourseLayout | None = None) -> NotebookReport:
+                   course: Course | None = None) -> NotebookReport:
     """Run one notebook and report on every exercise; never raises."""
     path = Path(path)
     try:
-        prepared = prepare(path, layout=layout)
+        prepared = prepare(path, course=course)
         notebook_run = run(prepared, Engine(timeout=timeout))
+        found = faults(notebook_run)
+        # an exercise's own cell that raised is shown with that exercise
         return NotebookReport(prepared.assignment, path, CHECKED, exercise_reports(notebook_run),
-                              faults(notebook_run), notebook_run, withheld=_withheld(notebook_run))
+                              found.outside_exercises(), found.notes, notebook_run, withheld=_withheld(notebook_run))
     except NotebookError as error:
         return NotebookReport(path.name, path, UNREADABLE, faults=[str(error)])
     except Exception as error:  # the last guard: a learner never sees a traceback from in here
@@ -97,48 +100,44 @@ def _withheld(notebook_run: NotebookRun) -> bool:
     return any(is_withheld_test(cell) for cell in notebook_run.notebook.cells)
 
 
-def faults(notebook_run: NotebookRun) -> list[str]:
-    """What went wrong outside the tests: faults of the run, then cells that raised or printed to stderr
-    (an exercise's own cell is reported with that exercise instead)."""
-    exercise_cells = set(registry.exercises(notebook_run.assignment))
-    found = list(notebook_run.faults)
-    for index, said in notebook_run.cell_errors():
-        if grade_id(notebook_run.notebook.cells[index]) not in exercise_cells:
-            found.append(f"{cell_label(notebook_run.notebook, index, notebook_run.assignment)} {said}")
-    return found
+def faults(notebook_run: NotebookRun):
+    """What went wrong outside the tests, by the rule grading uses too (:mod:`autograder.faults`)."""
+    log = notebook_run.log
+    return find_faults(notebook_run.notebook, notebook_run.assignment, notebook_run.faults,
+                       log.truncated if log is not None else None)
 
 
 # --- the workspace ----------------------------------------------------------------
 
 
 def check_workspace(workspace: Path, timeout: int = DEFAULT_CELL_TIMEOUT, announce=lambda text: None,
-                    layout: CourseLayout | None = None) -> list[NotebookReport]:
+                    course: Course | None = None) -> list[NotebookReport]:
     """One report per notebook of the series; only notebooks the learner has worked on are run."""
-    layout = layout or CourseLayout.find(workspace)
+    course = course or Course.find(workspace)
     reports = []
     for notebook in registry.notebooks():
         path = Path(workspace) / notebook / f"{notebook}.ipynb"
         if not path.exists():
-            reports.append(not_started(notebook, path, NOT_COPIED, layout))
-        elif _untouched(path, notebook, layout):
-            reports.append(not_started(notebook, path, NOT_STARTED, layout))
+            reports.append(not_started(notebook, path, NOT_COPIED, course))
+        elif _untouched(path, notebook, course):
+            reports.append(not_started(notebook, path, NOT_STARTED, course))
         else:
             announce(f"checking {path} ...")
-            reports.append(check_notebook(path, timeout, layout))
+            reports.append(check_notebook(path, timeout, course))
     return reports
 
 
-def not_started(notebook: str, path: Path, state: str, layout: CourseLayout | None = None) -> NotebookReport:
+def not_started(notebook: str, path: Path, state: str, course: Course | None = None) -> NotebookReport:
     """A notebook that did not run: every exercise at zero, out of the points the course gives it."""
-    points = course_points(notebook, layout)
+    points = course_points(notebook, course)
     exercises = [ExerciseVerdict(exercise, 0.0, points.get(exercise, 0.0), TODO) for exercise in registry.exercises(notebook)]
     return NotebookReport(notebook, path, state, exercises)
 
 
-def course_points(notebook: str, layout: CourseLayout | None = None) -> dict[str, float]:
+def course_points(notebook: str, course: Course | None = None) -> dict[str, float]:
     """The points each exercise is worth, read from the course's own copy of the notebook."""
-    layout = layout or CourseLayout.find()
-    source = layout.authoritative(notebook) if layout else None
+    course = course or Course.find()
+    source = course.authoritative(notebook) if course else None
     points: dict[str, float] = {}
     for cell in read_notebook(source).cells if source else []:
         if is_test_cell(cell) and not is_withheld_test(cell):
@@ -147,14 +146,14 @@ def course_points(notebook: str, layout: CourseLayout | None = None) -> dict[str
     return points
 
 
-def _untouched(path: Path, notebook: str, layout: CourseLayout | None) -> bool:
+def _untouched(path: Path, notebook: str, course: Course | None) -> bool:
     """True when every exercise cell still reads as released; an unreadable file counts as touched."""
-    if layout is None:
+    if course is None:
         return False
     try:
         mine = _solution_sources(read_notebook(path))
-        theirs = _solution_sources(read_notebook(layout.release_notebook(notebook)))
-    except NotebookError:
+        theirs = _solution_sources(read_notebook(course.release_notebook(notebook)))
+    except (NotebookError, CourseError):
         return False  # unreadable: check_notebook will say why
     return mine == theirs
 
@@ -199,6 +198,9 @@ def format_notebook(report: NotebookReport) -> str:
     if report.faults:
         lines.append("  Problems while running the notebook:")
         lines.extend(_wrap(fault, "    ! ", "      ") for fault in report.faults)
+    if report.notes:
+        lines.append("  Notes:")
+        lines.extend(_wrap(note, "    - ", "      ") for note in report.notes)
     if report.complete:
         lines.append("  Everything passes" + (" the public tests." if report.withheld else "."))
     elif report.left:

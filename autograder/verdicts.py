@@ -39,25 +39,19 @@ class Code(StrEnum):
     """Diagnosis codes that running a notebook gives. A check's own failure carries the check's code
     (``missing_bias``, ``broadcast_shape``, ...) instead; these are the rest."""
 
-    def __new__(cls, value: str, meaning: str):
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
-
-    NOT_IMPLEMENTED = "not_implemented", "the exercise still raises NotImplementedError (not written yet)"
-    NOT_DEFINED = "not_defined", "the name the exercise asks for does not exist"
-    RAISED = "raised", "the learner's code raised while it was checked"
-    KERNEL_STOPPED = "kernel_stopped", "the test did not run: the kernel died or was shut down earlier"
-    TIMEOUT = "timeout", "the test cell ran past the time limit and was stopped"
-    NOT_GRADED = "not_graded", "the submission could not be run (unreadable, missing, not this assignment)"
-    TAMPERED = "tampered", "the test cell showed no error, but its checks did not record a pass"
-    OUT_OF_MEMORY = "out_of_memory", "the test cell ran out of memory"
-    SYNTAX_ERROR = "syntax_error", "the test cell could not be parsed"
-    MISSING = "missing", "the test cell is not in the graded notebook"
-    STDERR = "stderr", "the test cell printed to stderr, which nbgrader scores zero"
-    PARTIAL = "partial", "the test cell earned part of its points"
-    TEST_CELL_FAILED = "test_cell_failed", "the test cell failed, and no check said why"
+    NOT_IMPLEMENTED = "not_implemented"  # the exercise still raises NotImplementedError (not written yet)
+    NOT_DEFINED = "not_defined"  # the name the exercise asks for does not exist
+    RAISED = "raised"  # the learner's code raised while it was checked
+    KERNEL_STOPPED = "kernel_stopped"  # the test did not run: the kernel died or was shut down earlier
+    TIMEOUT = "timeout"  # the test cell ran past the time limit and was stopped
+    NOT_GRADED = "not_graded"  # the submission could not be run (unreadable, missing, not this assignment)
+    TAMPERED = "tampered"  # the test cell showed no error, but its checks did not record a pass
+    OUT_OF_MEMORY = "out_of_memory"  # the test cell ran out of memory
+    SYNTAX_ERROR = "syntax_error"  # the test cell could not be parsed
+    MISSING = "missing"  # the test cell is not in the graded notebook
+    STDERR = "stderr"  # the test cell printed to stderr, which nbgrader scores zero
+    PARTIAL = "partial"  # the test cell earned part of its points
+    TEST_CELL_FAILED = "test_cell_failed"  # the test cell failed, and no check said why
 
 
 # A test cell's error, when no check recorded a diagnosis: (status, code).

@@ -21,7 +21,12 @@ each in its own throwaway copy of the course under build/bench-grade/.
 
 The scores of every test cell in the two gradebooks must be identical, or the
 benchmark fails. It prints both times, the throughput ratio, and the load
-average (the machine may be shared: say so when you quote the figures).
+average (the machine may be shared: say so when you quote the figures); then,
+cell by cell, how long the slowest cells of a correct notebook took in
+nbgrader's kernel and in ours (median over the class's correct submissions,
+from each cell's recorded timestamps, ``metadata.execution``), and the ratio;
+and it ends with one line that says whether grading is faster than nbgrader,
+by how much, and how many cells were slower than in nbgrader's kernel.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -37,23 +43,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from autograder.course import Course  # noqa: E402
+import nbformat  # noqa: E402
+
 from autograder.grading import cluster  # noqa: E402
 from autograder.grading.pipeline import Options, grade_class  # noqa: E402
 from autograder.grading.sample import REALISTIC, write_class  # noqa: E402
 from autograder.release import tool_env  # noqa: E402
+from benchmarks.notebooks import cell_times  # noqa: E402
 
 MOOC = 18_000  # 2,000 learners with 9 notebooks each
-_REAL_CLUSTER = cluster.Cluster
 
 
 def make_course(where: Path) -> Path:
     if where.exists():
         shutil.rmtree(where)
-    where.mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", where)
-    for folder in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / folder, where / folder)
-    return where
+    return Course.here(ROOT).copy(where).root
 
 
 def run(command: list[str], cwd: Path) -> float:
@@ -75,6 +80,40 @@ def cell_scores(course: Path, assignment: str) -> dict[tuple[str, str], float | 
                 for grade in notebook.grades:
                     scores[(submission.student.id, grade.name)] = grade.score
     return scores
+
+
+# A cell counts as slower in our kernel when it took this much longer than in nbgrader's, both in seconds
+# and as a fraction (below that, it is the noise of a shared machine).
+SLOWER_BY = (0.05, 0.10)
+
+
+def cell_medians(course: Path, assignment: str, students: list[str]) -> dict[str, float]:
+    """Seconds per cell (by grade id, or number), the median over ``students``' autograded notebooks."""
+    seconds: dict[str, list[float]] = {}
+    for student in students:
+        for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb")):
+            for name, took in cell_times(nbformat.read(path, as_version=4)):
+                seconds.setdefault(name, []).append(took)
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def compare_cells(theirs: dict[str, float], ours: dict[str, float], shown: int = 8) -> list[str]:
+    """A table of the slowest cells in either kernel, with the ratio, and the cells slower in ours."""
+    common = [name for name in theirs if name in ours]
+    slowest = sorted(common, key=lambda name: -max(theirs[name], ours[name]))[:shown]
+    lines = [f"  {'cell':40s} {'nbgrader':>9s} {'ours':>7s} {'ours/nbgrader':>14s}"]
+    for name in slowest:
+        ratio = ours[name] / theirs[name] if theirs[name] > 0 else float("inf")
+        lines.append(f"  {name[:40]:40s} {theirs[name]:8.2f}s {ours[name]:6.2f}s {ratio:13.2f}x"
+                     + ("  slower" if slower(theirs[name], ours[name]) else ""))
+    total_theirs, total_ours = sum(theirs[n] for n in common), sum(ours[n] for n in common)
+    lines.append(f"  {f'all {len(common)} code cells':40s} {total_theirs:8.2f}s {total_ours:6.2f}s "
+                 f"{total_ours / total_theirs if total_theirs else float('inf'):13.2f}x")
+    return lines
+
+
+def slower(theirs: float, ours: float) -> bool:
+    return ours - theirs > max(SLOWER_BY[0], SLOWER_BY[1] * theirs)
 
 
 class _Recording(cluster.Cluster):
@@ -110,9 +149,11 @@ class _Instant(cluster.Cluster):
         pass
 
 
-def grade_here(assignment: str, course: Path, submissions: Path, scheduler: str) -> float:
+def grade_here(assignment: str, course: Path, submissions: Path, scheduler: str, workers: type) -> float:
+    """Grade on Dask through ``workers`` (the Dask client's class: recording, or answering at once)."""
     started = time.perf_counter()
-    result = grade_class(Options(assignment, submissions, course, scheduler=scheduler, progress=False))
+    result = grade_class(Options(assignment, submissions, course, scheduler=scheduler, progress=False),
+                         lambda options, scratch: cluster.DaskBackend(scheduler, options.sandbox, scratch, workers))
     failed = [s.student for s in result.students if s.status == "failed"]
     if failed:
         sys.exit(f"grading on {scheduler} failed for {failed[:5]}: {result.students[0].faults}")
@@ -126,11 +167,7 @@ def bench_cluster(args, work: Path, students: dict, reference: dict) -> int:
     for workers in args.cluster:
         course = make_course(work / f"cluster-{workers}")
         _Recording.outcomes = []
-        cluster.Cluster = _Recording
-        try:
-            seconds = grade_here(args.assignment, course, work / "class", f"local:{workers}")
-        finally:
-            cluster.Cluster = _REAL_CLUSTER
+        seconds = grade_here(args.assignment, course, work / "class", f"local:{workers}", _Recording)
         if cell_scores(course, args.assignment) != reference:
             print(f"FAIL: on {workers} workers the cell scores differ from local grading")
             return 1
@@ -146,11 +183,7 @@ def bench_cluster(args, work: Path, students: dict, reference: dict) -> int:
         klass = work / f"class-{size}"
         _Instant.kind_of = write_class(ROOT, args.assignment, klass, size=size, kinds=REALISTIC, layout="nbgrader")
         course = make_course(work / f"coordinator-{size}")
-        cluster.Cluster = _Instant
-        try:
-            runs[size] = grade_here(args.assignment, course, klass, "recorded")
-        finally:
-            cluster.Cluster = _REAL_CLUSTER
+        runs[size] = grade_here(args.assignment, course, klass, "recorded", _Instant)
     small, large = args.coordinator // 4, args.coordinator
     rate = (large - small) / (runs[large] - runs[small])
     fixed = runs[small] - small / rate
@@ -247,6 +280,16 @@ def main() -> int:
     total = sum(v or 0 for v in reference.values())
     print(f"scores: identical for all {len(reference)} graded cells of {len(students)} students (total {total:g} points)")
 
+    correct = [student for student, kind in students.items() if kind == "correct"]
+    theirs_cells = cell_medians(theirs, args.assignment, correct)
+    ours_cells = cell_medians(ours, args.assignment, correct)
+    print()
+    print(f"a correct notebook, cell by cell: seconds in nbgrader's kernel and in ours (confined, --jobs {args.jobs}), "
+          f"the median of {len(correct)} correct submission{'s' if len(correct) != 1 else ''}:")
+    for line in compare_cells(theirs_cells, ours_cells):
+        print(line)
+    slower_cells = [name for name in theirs_cells if name in ours_cells and slower(theirs_cells[name], ours_cells[name])]
+
     if args.breakdown:
         for label, extra in (("one job", ["--jobs", "1"]), ("cold kernels", ["--jobs", str(args.jobs), "--cold-kernels"])):
             timings[label] = run([*grade, "--force", *extra], ours)
@@ -261,6 +304,14 @@ def main() -> int:
     print()
     status = bench_cluster(args, work, students, reference) if args.cluster else 0
     print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine slows every run)")
+    ratio = timings["nbgrader autograde"] / timings["ours"]
+    cells = (f"no cell of a correct notebook slower than in nbgrader's kernel" if not slower_cells else
+             f"{len(slower_cells)} cell{'s' if len(slower_cells) > 1 else ''} of a correct notebook slower than in "
+             f"nbgrader's kernel ({', '.join(slower_cells[:4])}{', ...' if len(slower_cells) > 4 else ''})")
+    print(f"{'FASTER' if ratio > 1 else 'SLOWER'} than nbgrader: autograder grade --jobs {args.jobs} (confined, feedback "
+          f"and export included) took {timings['ours']:.1f} s for {n} notebooks, {ratio:.2f}x the throughput of "
+          f"sequential nbgrader autograde ({timings['nbgrader autograde']:.1f} s) and {nbgrader_all / timings['ours']:.2f}x "
+          f"that of its autograde, feedback and export; {cells}")
     return status
 
 

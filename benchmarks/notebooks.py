@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autograder.cells import cell_number, grade_id  # noqa: E402
+from autograder.course import Course  # noqa: E402
 from autograder.execute import NotebookError, run_notebook  # noqa: E402
 
 SERIES_BUDGET_S = 180
@@ -32,7 +33,7 @@ NOTEBOOK_BUDGET_S = 60
 
 
 def solution_notebooks(prefixes: list[str]) -> list[Path]:
-    found = sorted(p / f"{p.name}.ipynb" for p in (ROOT / "solutions").iterdir()
+    found = sorted(p / f"{p.name}.ipynb" for p in Course.here(ROOT).source.iterdir()
                    if p.is_dir() and (p / f"{p.name}.ipynb").exists())
     if prefixes:
         found = [p for p in found if any(p.stem.startswith(prefix) for prefix in prefixes)]
@@ -44,16 +45,30 @@ def _seconds(start: str, end: str) -> float:
             - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
 
 
+# The timestamps a cell's run may carry (metadata.execution, as nbclient's record_timing writes them; the
+# judge writes the same for the test cells it runs), from the start of the code to the end of its reply.
+# When the best pair is missing, the closest one present is used, so cells timed another way still count.
+STARTS = ("iopub.execute_input", "iopub.status.busy")
+ENDS = ("shell.execute_reply", "iopub.status.idle")
+
+
+def cell_seconds(cell) -> float | None:
+    """How long a code cell ran, from its recorded timestamps; None when it has no start or no end."""
+    timing = cell.get("metadata", {}).get("execution", {})
+    start = next((timing[key] for key in STARTS if timing.get(key)), None)
+    end = next((timing[key] for key in ENDS if timing.get(key)), None)
+    if cell.get("cell_type") != "code" or not start or not end:
+        return None
+    return _seconds(start, end)
+
+
 def cell_times(nb) -> list[tuple[str, float]]:
-    """(name, seconds) of every executed code cell, from the timestamps nbclient records."""
+    """(name, seconds) of every executed code cell: its grade id, or its number for a cell without one."""
     times = []
     for index, cell in enumerate(nb.cells):
-        timing = cell.get("metadata", {}).get("execution", {})
-        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-        if cell.cell_type != "code" or not start or not end:
-            continue
-        name = grade_id(cell) or cell_number(index)
-        times.append((name, _seconds(start, end)))
+        seconds = cell_seconds(cell)
+        if seconds is not None:
+            times.append((grade_id(cell) or cell_number(index), seconds))
     return times
 
 

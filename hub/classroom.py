@@ -121,12 +121,12 @@ def _student_package(target: Path) -> None:
 def _copy_course(course: Path) -> None:
     """The course's source and release, into the instructor's course folder where missing (never
     over what is there: the instructor may have changed it)."""
-    from autograder.course import CourseLayout
+    from autograder.course import Course
 
-    layout = CourseLayout.at(REPOSITORY)
-    for folder in (layout.source, layout.release):
+    repository = Course.load(REPOSITORY)
+    for folder in (repository.source, repository.release):
         for assignment in sorted(p for p in folder.iterdir() if p.is_dir()):
-            target = course / folder.relative_to(layout.root) / assignment.name
+            target = course / folder.relative_to(repository.root) / assignment.name
             if not target.exists():
                 shutil.copytree(assignment, target, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
 

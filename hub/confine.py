@@ -43,7 +43,7 @@ def python_paths() -> list[str]:
 
 
 def _in_system(path: str) -> bool:
-    return any(path == top or path.startswith(top + "/") for top in SYSTEM)
+    return any(path == top or path.startswith(top + "/") for top in (*SYSTEM, "/etc", "/sys"))
 
 
 def _outermost(paths) -> list[str]:
@@ -77,7 +77,9 @@ def student_view(home: str, exchange: str, student_package: str, package_dir: st
     # the student build where the editable install finds the package: the real one is not there
     read_only[package_dir] = student_package
     writable = {home: home, exchange: exchange}
-    args = [shutil.which("bwrap") or "bwrap", *STUDENT_ISOLATION, *_system()]
+    # the host's /etc (its accounts, for the server) and /sys, unlike a grading kernel's few files of them
+    args = [shutil.which("bwrap") or "bwrap", *STUDENT_ISOLATION, *_system(), "--ro-bind", "/etc", "/etc",
+            "--ro-bind", "/sys", "/sys"]
     for parent in _parents([*read_only, *writable]):
         args += ["--perms", "0755", "--dir", parent]
     for target, source in read_only.items():

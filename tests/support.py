@@ -14,21 +14,29 @@ from unittest import mock
 import nbformat
 
 from autograder import registry
+from autograder.course import Course
 from autograder.results import PASSED, CheckResult
 from autograder.runner import run_checks
 
 ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS = ROOT / "solutions"
-RELEASE = ROOT / "notebooks"
+COURSE = Course.here(ROOT)  # where its folders are, as nbgrader_config.py says
+SOLUTIONS = COURSE.source
+RELEASE = COURSE.release
 NOTEBOOKS = registry.notebooks()
 
 
 def solution_path(notebook: str) -> Path:
-    return SOLUTIONS / notebook / f"{notebook}.ipynb"
+    return COURSE.source_notebook(notebook)
 
 
 def release_path(notebook: str) -> Path:
-    return RELEASE / notebook / f"{notebook}.ipynb"
+    return COURSE.release_notebook(notebook)
+
+
+def course_copy(where: Path, *assignments: str) -> Course:
+    """A throwaway nbgrader course in ``where``: the configuration, source and release of ``assignments``
+    (default all), never the real gradebook."""
+    return COURSE.copy(where, list(assignments) or None)
 
 
 def nbgrader_meta(cell) -> dict:

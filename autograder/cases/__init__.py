@@ -75,19 +75,19 @@ def cases_of(notebook: str) -> list:
 
 @lru_cache(maxsize=None)
 def _source(notebook: str):
-    from autograder.course import CourseLayout
+    from autograder.course import Course
 
-    layout = CourseLayout.find(Path(__file__).resolve().parents[2])
-    if layout is None:
+    course = Course.find(Path(__file__).resolve().parents[2])
+    if course is None:
         raise RuntimeError("the cases need the course's source notebooks: run them in the course's folder")
-    return nbformat.read(layout.source_notebook(notebook), as_version=4)
+    return nbformat.read(course.source_notebook(notebook), as_version=4)
 
 
 def _release(notebook: str):
-    from autograder.course import CourseLayout
+    from autograder.course import Course
 
-    layout = CourseLayout.find(Path(__file__).resolve().parents[2])
-    return nbformat.read(layout.release_notebook(notebook), as_version=4)
+    course = Course.find(Path(__file__).resolve().parents[2])
+    return nbformat.read(course.release_notebook(notebook), as_version=4)
 
 
 def namespace(notebook: str, replacements: dict[str, str]) -> dict:

@@ -28,3 +28,79 @@ def backward_through(function, args: tuple, wrt: tuple[int, ...] = (0,), kwargs:
             (result if result.dim() == 0 else result.sum()).backward()
         grads = [args[i].grad for i in wrt]
     return result, grads
+
+
+def calls_to(function, names: tuple[str, ...], args: tuple = (), kwargs: dict | None = None):
+    """Call ``function(*args, **kwargs)`` while the functions named ``names`` in its module's globals (the
+    learner's notebook, for a function defined there) count their calls; return its result and the count
+    of each name (None for the counts where ``function`` has no globals to watch). The names are put back
+    as they were afterwards, whatever happens. This is how a check sees which of the learner's own
+    functions an answer is built from."""
+    space = getattr(function, "__globals__", None)
+    if not isinstance(space, dict):
+        return function(*args, **(kwargs or {})), None
+    counts = {name: 0 for name in names}
+
+    def watched(name, original):
+        def call(*a, **k):
+            counts[name] += 1
+            return original(*a, **k)
+
+        return call
+
+    saved = {name: space[name] for name in names if callable(space.get(name))}
+    try:
+        for name, original in saved.items():
+            space[name] = watched(name, original)
+        result = function(*args, **(kwargs or {}))
+    finally:
+        space.update(saved)
+    return result, counts
+
+
+import torch  # noqa: E402  (StepRecorder subclasses one of its optimizers)
+
+
+class StepRecorder(torch.optim.SGD):
+    """Plain SGD that notes, at every ``step()``, the parameters it was about to change and the gradients it
+    was handed, in ``record`` (or in ``log``, a list shared with a model's own notes, so that forward passes
+    and steps sit on one timeline). ``step(closure)`` works as documented: the closure runs first, with
+    autograd on, and its loss is returned. The recorder never says what the gradients should have been:
+    the judge computes that itself, from the parameters noted here."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, log: list | None = None):
+        super().__init__(params, lr=lr, momentum=momentum)
+        self.record = log if log is not None else []
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        params = [p for group in self.param_groups for p in group["params"]]
+        self.record.append({"kind": "step", "params": [p.detach().clone() for p in params],
+                            "grads": [None if p.grad is None else p.grad.detach().clone() for p in params]})
+        super().step()
+        return loss
+
+
+def call_with_data_sealed(exercise: str, function, *args, **kwargs):
+    """``function(*args, **kwargs)`` while the course's data sets cannot be loaded (a challenge trains on the
+    samples it is handed; see ``_support.data_sealed``): what it returned, or the failure that says it tried."""
+    from autograder.checks._support import data_sealed
+
+    with data_sealed(function, exercise):
+        return function(*args, **kwargs)
+
+
+def outputs_of(model, inputs):
+    """``model(inputs)`` without a graph, the inputs moved to the device of the model's first parameter or
+    buffer (a learner's model may live on a GPU), the outputs back on the CPU. The model's mode is the
+    caller's business."""
+    import torch
+
+    tensors = [*model.parameters(), *model.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    with torch.no_grad():
+        out = model(inputs.to(device))
+    return out.cpu() if isinstance(out, torch.Tensor) else out

@@ -21,7 +21,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder.cells import grade_id, grade_ids, is_test_cell
-from autograder.grading.layout import LayoutError, Submission
+from autograder.grading.discover import LayoutError, Submission
 from autograder.preprocessors import NOT_GRADED_KEY
 
 

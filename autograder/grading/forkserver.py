@@ -10,7 +10,8 @@ with the modules already in memory; nothing else is shared: every submission
 still gets its own process, which is thrown away afterwards.
 
 Only modules that are safe to import before a fork are preloaded (no threads,
-no sockets, no display hooks): the caller passes the list.
+no sockets, no display hooks): the caller passes the list, and the server adds
+:data:`KERNEL_MODULES`, what every grading kernel imports whatever its notebook.
 
 Protocol: length-prefixed JSON over a Unix socket pair. ``spawn`` replies with
 the child's pid and passes a pidfd for it (so the grader can watch a process
@@ -35,6 +36,14 @@ import time
 import traceback
 
 _HEADER = struct.Struct("!I")
+
+# What every grading kernel imports whatever its notebook, as it starts (ipykernel's kernel class, its
+# debugger with debugpy's hundred modules, IPython's history and completer) or first thing (the grading
+# guard, the judge's probe server, what `from autograder import ...` loads): imported here once, where it
+# cost each kernel 0.3 s of CPU. None of them starts a thread or opens anything when imported.
+KERNEL_MODULES = ("ipykernel.ipkernel", "ipykernel.debugger", "IPython.core.completerlib",
+                  "IPython.extensions.storemagic", "sqlite3", "tornado.queues",
+                  "autograder.grading.guard", "autograder.probe", "autograder.notebook", "autograder.demo")
 
 
 def send_message(sock: socket.socket, message: dict, fds: list[int] | None = None) -> None:
@@ -80,11 +89,7 @@ def serve(sock: socket.socket, preload: list[str], confined: bool = False) -> No
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     if confined:
         _fresh_tmp()
-    for name in preload:
-        try:
-            importlib.import_module(name)
-        except Exception:  # a module that fails here is simply imported by the notebook itself
-            pass
+    _import_quietly([*KERNEL_MODULES, *preload])
     statuses: dict[int, int] = {}
     if confined:
         _undumpable()
@@ -111,6 +116,29 @@ def serve(sock: socket.socket, preload: list[str], confined: bool = False) -> No
             _end_the_others(statuses)
             _fresh_tmp()
             send_message(sock, {"reset": True})
+
+
+def _import_quietly(modules: list[str]) -> None:
+    """Import ``modules``, saying nothing on the grader's terminal (debugpy warns there about frozen
+    modules; a kernel's own output goes nowhere). A module that fails here is simply imported by the
+    notebook itself."""
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                pass
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
 
 
 def _undumpable() -> None:
@@ -210,9 +238,7 @@ def _become_kernel(sock: socket.socket, request: dict) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _end_with(request.get("watch"))
         _fresh_random_state()
-        threads = request.get("threads")
-        if threads and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
+        torch_threads(request.get("threads"))
         argv = list(request["argv"])
         sys.argv = [request["launcher"], *argv]
         from ipykernel.kernelapp import IPKernelApp
@@ -231,6 +257,26 @@ def _become_kernel(sock: socket.socket, request: dict) -> None:
             pass
     finally:
         os._exit(code)
+
+
+def torch_threads(threads: int | None) -> None:
+    """Run PyTorch on ``threads`` threads in this process (a kernel, just forked), keeping MKL's own choice
+    of threads for each product. ``torch.set_num_threads`` turns that choice off: every matrix product,
+    however small, then starts all the threads, and a tiny model's training (02's challenge checks train
+    thousands of products of 455 x 30) spends its time waiting on them, 25 times the CPU on a busy machine.
+    So it is called only when the number changes, and MKL's choice is turned back on after it."""
+    torch = sys.modules.get("torch")
+    if not threads or torch is None or torch.get_num_threads() == threads:
+        return
+    torch.set_num_threads(threads)
+    if threads > 1:
+        try:
+            import ctypes
+
+            library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+            ctypes.CDLL(library).MKL_Set_Dynamic(1)
+        except (OSError, AttributeError):  # no MKL in this build (ARM): nothing to turn back on
+            pass
 
 
 def _end_with(pid: int | None) -> None:
@@ -275,9 +321,12 @@ class ForkServer:
     """Start the server process and ask it for kernels; safe to share between threads."""
 
     def __init__(self, preload: list[str], env: dict[str, str] | None = None, wrap: list[str] | None = None,
-                 cwd: str | None = None):
-        """``wrap``: a command line that confines the server (see :mod:`.sandbox`), and ``cwd`` its folder."""
+                 cwd: str | None = None, executable: str | None = None):
+        """``wrap``: a command line that confines the server (see :mod:`.sandbox`), ``cwd`` its folder and
+        ``executable`` the interpreter as the confined server sees it."""
         self._preload, self._env, self._wrap, self._cwd = preload, env, wrap, cwd
+        # normalised: a path through a folder the sandbox does not show (tests/../.venv) would not resolve
+        self._executable = executable or os.path.abspath(sys.executable)
         self.confined = bool(wrap)
         self._lock = threading.Lock()
         self.restarts = 0
@@ -289,8 +338,7 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
         self.process = subprocess.Popen(
-            # normalised: a path through a folder the sandbox does not show (tests/../.venv) would not resolve
-            [*(self._wrap or []), os.path.abspath(sys.executable), "-m", "autograder.grading.forkserver", str(theirs.fileno()),
+            [*(self._wrap or []), self._executable, "-m", "autograder.grading.forkserver", str(theirs.fileno()),
              json.dumps(self._preload), "confined" if self.confined else ""],
             pass_fds=[theirs.fileno()], env=self._env, stdin=subprocess.DEVNULL, cwd=self._cwd,
         )

@@ -9,6 +9,12 @@ jupyter_client's local provisioner (poll, wait, signals, kill), so timeouts,
 interrupts, dead-kernel detection and shutdown all go through the usual code.
 Any kernel that is not a Python ipykernel launches the usual way.
 
+Each kernel runs PyTorch (OpenMP, MKL, OpenBLAS) on its share of the cores:
+:func:`kernel_threads` of them when ``jobs`` kernels run at once, one by
+default. Two kernels of two threads each on two cores wait on each other at
+every parallel region, and PyTorch's tiny matrix products become many times
+slower (see :func:`autograder.grading.forkserver.torch_threads`).
+
 Confined (a :class:`~autograder.grading.sandbox.Pool` given): each grading
 thread's kernels come from its slot's sandboxed server, work in the slot's
 folder (a copy of nbgrader's working directory) and talk to the grader over
@@ -33,6 +39,26 @@ from autograder.grading.forkserver import ForkServer, ForkServerError
 
 # How each forked kernel ended (pid -> exit code, or minus the signal number), for the grading report.
 EXIT_CODES: dict[int, int] = {}
+# What OpenMP, MKL and OpenBLAS read for their number of threads.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or taskset may narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def kernel_threads(jobs: int, cores: int | None = None) -> int:
+    """Threads for each of ``jobs`` kernels that run at once: their share of the cores, at least one."""
+    return max(1, (cores or available_cores()) // max(1, jobs))
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """A kernel's thread settings for the libraries it loads later and the processes it starts."""
+    return {name: str(threads) for name in THREAD_VARIABLES}
 
 
 class ForkedProcess:
@@ -130,7 +156,7 @@ class ForkProvisioner(LocalProvisioner):
     def _launch_confined(self, cmd, **kwargs):
         import ipykernel_launcher
 
-        from autograder.grading.sandbox import environment
+        from autograder.grading.sandbox import environment, inside
 
         if "ipykernel_launcher" not in cmd:
             raise RuntimeError(f"only Python (ipykernel) notebooks can be graded confined; this one asks for {cmd[0]}")
@@ -139,7 +165,7 @@ class ForkProvisioner(LocalProvisioner):
         # no JPY_PARENT_PID and no watch: the grader's pid means nothing in the sandbox, whose
         # processes all end with it (bwrap --die-with-parent)
         pid, pidfd = server.spawn(argv=argv, env=environment(self.extra_env), cwd=str(kwargs["cwd"]),
-                                  launcher=ipykernel_launcher.__file__, memory_limit=self.memory_limit,
+                                  launcher=inside(ipykernel_launcher.__file__), memory_limit=self.memory_limit,
                                   threads=self.threads, log_dir=None, watch=False)
         self.process = ForkedProcess(server, pid, pidfd, key=_host_pid(pidfd))
         self.pid = self.process.key
@@ -157,11 +183,13 @@ def _host_pid(pidfd: int) -> int:
     raise OSError("this kernel cannot tell the pid of a pidfd (Linux 5.10 or newer is needed)")
 
 
-def kernel_manager_class(server: ForkServer | None, memory_limit: int | None = None, threads: int | None = None,
+def kernel_manager_class(server: ForkServer | None, memory_limit: int | None = None, threads: int = 1,
                          log_dir: str | None = None, extra_env: dict | None = None, pool=None) -> type[AsyncKernelManager]:
     """A kernel manager class whose Python kernels come from ``server`` (or start normally when it is None),
     or, confined, from the grading thread's slot of the sandbox ``pool``, limited to ``memory_limit`` bytes
-    of address space (RLIMIT_AS) and ``threads`` torch threads, with ``extra_env`` added to their environment."""
+    of address space (RLIMIT_AS) and ``threads`` threads (:func:`kernel_threads`), with ``extra_env`` added
+    to their environment."""
+    extra_env = {**thread_environment(threads), **(extra_env or {})}
 
     class ForkKernelManager(AsyncKernelManager):
         results_dir: str | None = None  # where the kernel may write its check results (confined: its folder)
@@ -183,6 +211,11 @@ def kernel_manager_class(server: ForkServer | None, memory_limit: int | None = N
                 provisioner.threads, provisioner.log_dir = threads, log_dir
                 provisioner.extra_env, provisioner.pool = extra_env, pool
                 self.provisioner = provisioner
-            return await super()._async_pre_start_kernel(**kw)
+            started = await super()._async_pre_start_kernel(**kw)
+            if pool is not None:  # the connection file is written: the sandbox's user must read it
+                from autograder.grading.sandbox import hand_over
+
+                hand_over(channel)
+            return started
 
     return ForkKernelManager

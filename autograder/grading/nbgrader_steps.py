@@ -24,8 +24,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from autograder.course import Course, CourseError, working_directory
 from autograder.execute import Engine
-from autograder.grading.course import Course, working_directory
 from autograder.preprocessors import RunLog
 
 
@@ -86,15 +86,18 @@ def _autograde_class():
     from nbgrader.converters import Autograde
 
     class LoggedAutograde(Autograde):
-        """nbgrader's Autograde, keeping the RunLog its steps wrote (nbconvert hands preprocessors a
-        copy of the resources, so the log is taken from what comes out)."""
+        """nbgrader's Autograde, keeping what its run produced: the executed notebook and the RunLog its
+        steps wrote (nbconvert hands preprocessors a copy of the resources, so the log is taken from
+        what comes out)."""
 
         run_log: RunLog | None = None
+        executed: NotebookNode | None = None
 
         def write_single_notebook(self, output, resources):
             found = resources.get("autograder")
             if isinstance(found, RunLog):
                 self.run_log = found
+            self.executed = nbformat.reads(output, as_version=4)
             return super().write_single_notebook(output, resources)
 
     return LoggedAutograde
@@ -103,9 +106,9 @@ def _autograde_class():
 _AUTOGRADE = []  # the class above, made once, on first use (importing nbgrader's converters takes a while)
 
 
-def autograde(course: Course, assignment: str, student: str, engine: Engine) -> RunLog:
+def autograde(course: Course, assignment: str, student: str, engine: Engine) -> tuple[RunLog, NotebookNode | None]:
     """``nbgrader autograde ASSIGNMENT --student STUDENT --force``, in this process, with ``engine``
-    running the notebook; returns what the run found."""
+    running the notebook; returns what the run found and the notebook as it ran (None: no notebook ran)."""
     if not _AUTOGRADE:
         _AUTOGRADE.append(_autograde_class())
     coursedir = course.coursedir(assignment_id=assignment, student_id=student)
@@ -121,7 +124,33 @@ def autograde(course: Course, assignment: str, student: str, engine: Engine) -> 
             converter.start()
         except Exception as error:  # NbGraderException after nbgrader logged the cause
             raise StepFailed(f"nbgrader autograde failed for {student}: {type(error).__name__}: {error}") from error
-    return converter.run_log
+    return converter.run_log, converter.executed
+
+
+def register_assignment(course: Course, assignment: str, scratch: Path) -> Path:
+    """Make sure the gradebook knows the assignment, its notebook and its graded cells, as
+    ``nbgrader generate_assignment`` records them; return the released notebook.
+
+    The release is written to ``scratch`` (the course's own release is left alone)."""
+    from nbgrader.converters import GenerateAssignment
+
+    course.source_notebook(assignment)  # a clear error for an unknown assignment
+    scratch.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(course.config)  # Config() would share its sections with the course
+    config.CourseDirectory.release_directory = str(scratch)
+    coursedir = course.coursedir(assignment_id=assignment)
+    coursedir.release_directory = str(scratch)
+    converter = GenerateAssignment(coursedir=coursedir, config=config, log=course.log)
+    converter.force = True
+    with working_directory(course.root):
+        try:
+            converter.start()
+        except Exception as error:
+            raise CourseError(f"nbgrader could not register {assignment} in the gradebook: {error}") from error
+    released = Path(coursedir.format_path(str(scratch), ".", assignment)) / f"{course.notebook_name(assignment)}.ipynb"
+    if not released.exists():
+        raise CourseError(f"nbgrader generate_assignment did not produce {released}")
+    return released
 
 
 class Feedback:
@@ -225,13 +254,8 @@ def graded_students(course: Course, assignment: str) -> set[str]:
             return set()
 
 
-def read_autograded(course: Course, assignment: str, notebook: str, student: str) -> NotebookNode | None:
-    path = course.folder("autograded") / student / assignment / f"{notebook}.ipynb"
-    return nbformat.read(path, as_version=4) if path.exists() else None
-
-
 def feedback_path(course: Course, assignment: str, notebook: str, student: str) -> Path:
-    return course.folder("feedback") / student / assignment / f"{notebook}.html"
+    return course.notebook("feedback", assignment, student, name=notebook, suffix=".html")
 
 
 def export_grades(course: Course, assignment: str, to: Path) -> None:

@@ -2,58 +2,54 @@
 
 :func:`grade_class` composes the steps of this package::
 
-    layout.discover        the class's submissions, validated          (layout.py)
+    discover.discover      the class's submissions, validated          (discover.py)
     collect.collect        each into nbgrader's submitted/ folder      (collect.py)
-    SubmissionGrader       one submission: tamper scan, nbgrader's autograde
+    Backend.grade          one submission: tamper scan, nbgrader's autograde
                            (running the notebook with the course's steps,
-                           autograder/preprocessors.py), scores, feedback  (submission.py)
+                           autograder/preprocessors.py), verdicts, feedback:
+                           a SubmissionResult                          (backend.py, submission.py)
     report.*               grades.csv, exercises.csv, report.md/json   (report.py)
 
-Locally, submissions are graded by ``jobs`` threads. Their kernels are separate
-processes forked from a warm server (:mod:`.forkserver`), each thread's server
-confined with bubblewrap (:mod:`.sandbox`; ``--no-sandbox``: one unconfined
-server), so notebooks run in parallel; nbgrader's bookkeeping (the gradebook is one SQLite file) runs one
-submission at a time under a lock, which the engine releases while a
-notebook runs (``Engine.while_running``). On a Dask cluster (``scheduler``), each
-thread hands its submission to a worker, which runs the same SubmissionGrader in
-a scratch course, and records the outcome here, once (:mod:`.cluster`). A
-submission whose grading goes wrong in any way is graded zero with the reason;
+Where submissions are graded is the backend's business (:mod:`.backend`): here,
+by ``jobs`` threads whose kernels are forked from warm servers, each confined
+with bubblewrap (:class:`~.backend.LocalBackend`), or on the workers of a Dask
+cluster, which record each outcome here, once (:class:`~.cluster.DaskBackend`).
+A submission whose grading goes wrong in any way is graded zero with the reason;
 the others never notice.
 
-A state file per student remembers what was graded: a re-run skips students
-whose files, assignment source, autograder code (checks, runner, executor,
-guard, ...) and grading settings are unchanged (``force`` regrades).
+A state file per student remembers what was graded (:mod:`.state`): a re-run
+skips students whose files, assignment source, autograder code (checks, runner,
+executor, guard, ...) and grading settings are unchanged (``force`` regrades).
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import logging
-import os
 import shutil
 import tempfile
-import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 from traitlets.config import Config
 
 from autograder import registry
 from autograder.cells import grade_ids, test_cell_ids
-from autograder.execute import Engine
+from autograder.course import Course, CourseError, working_directory
 from autograder.grading import nbgrader_steps, report as reporting
+from autograder.grading.backend import Backend, BackendError, LocalBackend
 from autograder.grading.collect import Collected, collect, placeholder, snapshot_submitted
-from autograder.grading.course import Course, working_directory
-from autograder.grading.layout import LayoutError, Submission, discover
-from autograder.grading.submission import Assignment, Graded, SubmissionGrader, grading_engine
+from autograder.grading.discover import LayoutError, Submission, discover
+from autograder.grading.result import SubmissionResult, SubmissionStatus
+from autograder.grading.state import States, source_fingerprint
+from autograder.grading.submission import Assignment
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30
-STATE_VERSION = 2  # 2: "reasons" became "faults"
 
 
 @dataclass
@@ -74,32 +70,15 @@ class Options:
 
 
 @dataclass
-class StudentResult:
-    student: str
-    score: float
-    max_score: float
-    status: str  # graded | not graded | failed
-    faults: list[str] = field(default_factory=list)  # what went wrong, and so cost points
-    notes: list[str] = field(default_factory=list)  # facts that cost nothing
-    tamper: list[str] = field(default_factory=list)  # evidence of interfering with grading
-    exercises: list[dict] = field(default_factory=list)
-    feedback: str = ""
-    seconds: float = 0.0  # wall time of this student's grading, kernel included
-    kernel_seconds: float = 0.0  # of which the notebook ran in its kernel
-    fingerprint: str = ""
-    source: str = ""
-    state_version: int = STATE_VERSION
-
-
-@dataclass
 class ClassResult:
     assignment: str
     out: Path
-    students: list[StudentResult]
+    students: list[SubmissionResult]
     graded: list[str]  # graded in this run
     resumed: list[str]  # skipped: already graded and unchanged
     seconds: float
     files: dict[str, Path]
+    feedback: Path | None = None  # the feedback folder, with <student> for the student's id
 
 
 class GradingError(RuntimeError):
@@ -158,26 +137,43 @@ def _preload(source: nbformat.NotebookNode, assignment: str) -> list[str]:
     return modules
 
 
+def backend_for(options: Options, scratch: Path) -> Backend:
+    """Where ``options`` say to grade: on a Dask cluster (``scheduler``), else here."""
+    if options.scheduler:
+        from autograder.grading.cluster import DaskBackend
+
+        return DaskBackend(options.scheduler, options.sandbox, scratch)
+    return LocalBackend(options.sandbox, options.memory_limit, scratch)
+
+
 class _Grader:
-    def __init__(self, options: Options, course: Course, out: Path, scratch: Path):
-        self.options, self.course, self.out, self.scratch = options, course, out, scratch
+    """One run: the assignment, its state files, and the backend that grades each submission."""
+
+    def __init__(self, options: Options, course: Course, out: Path, scratch: Path, backend: Backend):
+        self.options, self.course, self.out, self.scratch, self.backend = options, course, out, scratch, backend
         self.assignment = options.assignment
         self.notebook = course.notebook_name(self.assignment)
         self.source = nbformat.read(course.source_notebook(self.assignment), as_version=4)
-        self.lock = threading.Lock()
         self.timeout = course.config.Execute.get("timeout", 30)  # nbgrader's default when not configured
-        self.source_fp = course.source_fingerprint(
-            self.assignment, {"timeout": self.timeout, "memory_limit": options.memory_limit,
-                              "sandbox": options.sandbox})
+        self.source_fp = source_fingerprint(
+            course, self.assignment, {"timeout": self.timeout, "memory_limit": options.memory_limit,
+                                      "sandbox": options.sandbox})
         self.states = States(out / "state")
-        self.server = self.pool = self.cluster = self.ledger = None
-        self.kernel_manager_class = self.fallback_kernel_manager_class = None
-        self.confinement = "confined (bwrap)" if options.sandbox else "UNCONFINED (--no-sandbox)"
 
-    # --- set-up -----------------------------------------------------------------
+    def open(self, todo: int) -> int:
+        """Start the backend (the fork servers import while nbgrader registers the assignment); how
+        many notebooks to grade at once."""
+        preload = _preload(self.source, self.assignment) if self.options.warm_kernels else None
+        return self.backend.open(self.course, preload, self.options.jobs, todo)
+
+    @property
+    def confinement(self) -> str:
+        how = "confined (bwrap)" if self.options.sandbox else "UNCONFINED (--no-sandbox)"
+        return f"{how}, {self.backend.where}" if self.backend.where else how
 
     def register(self) -> None:
-        released = self.course.register_assignment(self.assignment, self.scratch / "release")
+        """Record the assignment in the gradebook and tell the backend what grading it needs."""
+        released = nbgrader_steps.register_assignment(self.course, self.assignment, self.scratch / "release")
         release = nbformat.read(released, as_version=4)
         # Every check module is imported now, before the grading threads start (verdicts look up
         # exercises across the course): an import in a thread parses with ast under pytest's assertion
@@ -187,82 +183,24 @@ class _Grader:
         self.spec = Assignment(self.assignment, self.notebook, self.source, release, frozenset(grade_ids(self.source)),
                                frozenset(test_cell_ids(self.source)), nbgrader_steps.hidden_lines(self.source, release),
                                self.timeout, self.options.memory_limit)
-        if self.cluster is not None:
-            from autograder.grading.cluster import Ledger
+        self.backend.share(self.spec)
 
-            self.cluster.share(self.course, self.spec, self.scratch / "template")
-            self.ledger = Ledger(self.course, self.spec)
-        else:
-            self.grader = SubmissionGrader(self.course, self.spec, self.lock, self.engine,
-                                           nbgrader_steps.Feedback(self.course, self.assignment))
-
-    def start_cluster(self) -> None:
-        """Connect to the Dask cluster (or start the local one) and check its workers."""
-        from autograder.grading.cluster import Cluster
-
-        preload = _preload(self.source, self.assignment) if self.options.warm_kernels else []
-        self.cluster = Cluster(self.options.scheduler, self.options.sandbox, preload, self.course.log)
-        self.confinement += f", on {self.cluster.description}"
-
-    def start_kernels(self, workers: int = 1) -> None:
-        from autograder.grading.kernels import kernel_manager_class
-
-        if self.cluster is not None:  # the workers have their own
-            return
-        if self.options.sandbox:  # confined kernels: one sandboxed fork server per grading thread
-            from autograder.grading.sandbox import Pool
-
-            preload = _preload(self.source, self.assignment) if self.options.warm_kernels else []
-            self.pool = Pool(self.scratch / "slots", workers, preload)
-            self.kernel_manager_class = kernel_manager_class(
-                None, memory_limit=self.options.memory_limit, extra_env={"NBGRADER_EXECUTION": "autograde"},
-                pool=self.pool)
-            return
-        server = None
-        if self.options.warm_kernels and hasattr(os, "fork") and hasattr(os, "pidfd_open"):  # Linux
-            from autograder.grading.forkserver import ForkServer
-
-            try:
-                server = ForkServer(_preload(self.source, self.assignment))
-            except Exception as error:  # then every kernel starts the usual way
-                self.course.log.warning("the warm kernel server did not start (%s); starting kernels normally", error)
-        self.server = server
-        settings = dict(memory_limit=self.options.memory_limit, log_dir=str(self.scratch),
-                        extra_env={"NBGRADER_EXECUTION": "autograde"})
-        self.kernel_manager_class = kernel_manager_class(server, **settings)
-        self.fallback_kernel_manager_class = kernel_manager_class(None, **settings) if server else None
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        if self.pool is not None:
-            self.pool.close()
-        if self.ledger is not None:
-            self.ledger.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-    # --- state --------------------------------------------------------------------
-
-    def up_to_date(self, submission: Submission, fingerprint: str, in_gradebook: set[str]) -> StudentResult | None:
+    def up_to_date(self, submission: Submission, fingerprint: str, in_gradebook: set[str]) -> SubmissionResult | None:
         saved = self.states.load(submission.student)
         if saved is None or saved.fingerprint != fingerprint or saved.source != self.source_fp:
             return None
-        if submission.student not in in_gradebook or saved.status == "failed":
+        if submission.student not in in_gradebook or saved.status == SubmissionStatus.FAILED:
             return None
-        autograded = self.course.folder("autograded") / submission.student / self.assignment / f"{self.notebook}.ipynb"
-        if not autograded.exists():
+        if not self.course.notebook("autograded", self.assignment, submission.student, name=self.notebook).exists():
             return None
         if saved.feedback and not Path(saved.feedback).exists():
             return None
         return saved
 
-    # --- one submission -------------------------------------------------------------
-
-    def grade_one(self, submission: Submission, fingerprint: str) -> StudentResult:
+    def grade_one(self, submission: Submission, fingerprint: str) -> SubmissionResult:
         started = time.perf_counter()
         student = submission.student
-        dest = self.course.folder("submitted") / student / self.assignment
+        dest = self.course.assignment_folder("submitted", self.assignment, student)
         try:
             collected = collect(submission, dest, self.notebook, self.spec.release, self.spec.source_ids)
         except Exception as error:  # an unreadable file system entry, ...
@@ -273,29 +211,12 @@ class _Grader:
             if collected.notebook.exists() and not kept.exists():  # graded in place: the student's own file
                 shutil.copyfile(collected.notebook, kept)
             nbformat.write(placeholder(self.spec.release, collected.placeholder), collected.notebook)
-        if self.cluster is None:
-            graded = self.grader.grade(collected)
-        else:
-            graded = self._grade_on_cluster(collected, dest)
-        result = StudentResult(student, **asdict(graded))
+        result = self.backend.grade(collected)
         result.fingerprint, result.source = fingerprint, self.source_fp
         result.seconds = round(time.perf_counter() - started, 2)
         result.kernel_seconds = round(result.kernel_seconds, 2)
         self.states.save(result)
         return result
-
-    def _grade_on_cluster(self, collected: Collected, dest: Path) -> Graded:
-        """Send the submission to a worker and record what comes back, here, once."""
-        outcome = self.cluster.grade(collected, dest)
-        if outcome.graded.status == "failed" and outcome.lost:  # the cluster's fault: graded again next run
-            self.course.log.error("the cluster could not grade %s: %s", collected.student, outcome.lost)
-            return outcome.graded
-        with self.lock:
-            return self.ledger.record(collected.student, outcome)
-
-    def engine(self, student: str) -> Engine:
-        return grading_engine(self.timeout, self.kernel_manager_class, self.fallback_kernel_manager_class, self.lock,
-                              self.scratch / "kernels" / student)
 
 
 def _grading_source(options: Options, course: Course, scratch: Path) -> Path:
@@ -312,39 +233,6 @@ def _grading_source(options: Options, course: Course, scratch: Path) -> Path:
     return path
 
 
-class States:
-    """One JSON file per student in ``folder``: the result of the last grading, to resume from."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    def path(self, student: str) -> Path:
-        return self.folder / f"{student}.json"
-
-    def load(self, student: str) -> StudentResult | None:
-        try:
-            result = StudentResult(**json.loads(self.path(student).read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
-            return None
-        return result if result.state_version == STATE_VERSION else None
-
-    def save(self, result: StudentResult) -> None:
-        path = self.path(result.student)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-
-    def everyone(self) -> dict[str, StudentResult]:
-        """Every student graded so far (also by earlier runs, e.g. with --student)."""
-        found = {}
-        for path in sorted(self.folder.glob("*.json")):
-            result = self.load(path.stem)
-            if result is not None:
-                found[path.stem] = result
-        return found
-
-
 def _logger(out: Path) -> logging.Logger:
     log = logging.getLogger(f"autograder.grading.{out}")
     log.setLevel(logging.INFO)
@@ -356,27 +244,30 @@ def _logger(out: Path) -> logging.Logger:
     return log
 
 
-def grade_class(options: Options) -> ClassResult:
-    """Grade ``options.submissions`` for ``options.assignment`` in the nbgrader course ``options.course``."""
+def grade_class(options: Options, backend: Callable[[Options, Path], Backend] = backend_for) -> ClassResult:
+    """Grade ``options.submissions`` for ``options.assignment`` in the nbgrader course ``options.course``,
+    on the backend that ``backend(options, scratch)`` makes (by default: here, or on ``options.scheduler``)."""
     root = Path(options.course).resolve()
     options = Options(**{**asdict(options), "submissions": Path(options.submissions).resolve(), "course": root,
                          "out": Path(options.out or root / "exports" / options.assignment).resolve()})
-    with nbgrader_steps.environment(), working_directory(root), warnings.catch_warnings():  # every path is absolute
-        # nbgrader's own noise (SQLAlchemy autoflush notes, nbformat's missing cell ids) is not the instructor's
-        warnings.simplefilter("ignore")
-        return _grade_class(options)
+    scratch = Path(tempfile.mkdtemp(prefix="autograder-grade-"))
+    chosen = backend(options, scratch)
+    try:
+        with nbgrader_steps.environment(), working_directory(root), warnings.catch_warnings():  # every path is absolute
+            # nbgrader's own noise (SQLAlchemy autoflush notes, nbformat's missing cell ids) is not the instructor's
+            warnings.simplefilter("ignore")
+            return _grade_class(options, chosen, scratch)
+    finally:
+        chosen.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _grade_class(options: Options) -> ClassResult:
+def _grade_class(options: Options, backend: Backend, scratch: Path) -> ClassResult:
     started = time.perf_counter()
-    from autograder.grading.course import CourseError
-
     root, out = options.course, options.out
-    if options.sandbox and not options.scheduler:  # stop before anything is written when kernels cannot be confined (workers are checked when they connect)
-        from autograder.grading.sandbox import problem
-
-        if problem():
-            raise GradingError(problem())
+    problem = backend.problem()  # e.g. kernels cannot be confined: said before anything is written
+    if problem:
+        raise GradingError(problem)
     out.mkdir(parents=True, exist_ok=True)
     log = _logger(out)
     overrides = Config()
@@ -387,72 +278,54 @@ def _grade_class(options: Options) -> ClassResult:
         course.source_notebook(options.assignment)
     except CourseError as error:
         raise GradingError(str(error)) from None
-    scratch = Path(tempfile.mkdtemp(prefix="autograder-grade-"))
-    grader = _Grader(options, course, out, scratch)
+    grader = _Grader(options, course, out, scratch, backend)
     try:
+        source = _grading_source(options, course, scratch)
+        submissions = discover(source, options.assignment, grader.notebook, scratch)
+    except LayoutError as error:
+        raise GradingError(str(error)) from None
+    if options.student is not None:
+        chosen = [s for s in submissions if s.student == options.student]
+        if not chosen:
+            raise GradingError(f"no submission of student {options.student!r} in {options.submissions}; found: "
+                               f"{', '.join(s.student for s in submissions[:20])}{' ...' if len(submissions) > 20 else ''}")
+        submissions = chosen
+    in_gradebook = nbgrader_steps.graded_students(course, options.assignment)
+    results: dict[str, SubmissionResult] = {}
+    todo: list[tuple[Submission, str]] = []
+    for submission in submissions:
+        fingerprint = submission.fingerprint()
+        saved = None if options.force else grader.up_to_date(submission, fingerprint, in_gradebook)
+        if saved is not None:
+            results[submission.student] = saved
+        else:
+            todo.append((submission, fingerprint))
+    resumed = sorted(results)
+    if todo:
         try:
-            source = _grading_source(options, course, scratch)
-            submissions = discover(source, options.assignment, grader.notebook, scratch)
-        except LayoutError as error:
+            jobs = max(1, min(grader.open(len(todo)), len(todo)))
+            grader.register()
+        except (BackendError, CourseError) as error:
             raise GradingError(str(error)) from None
-        if options.student is not None:
-            chosen = [s for s in submissions if s.student == options.student]
-            if not chosen:
-                raise GradingError(f"no submission of student {options.student!r} in {options.submissions}; found: "
-                                   f"{', '.join(s.student for s in submissions[:20])}{' ...' if len(submissions) > 20 else ''}")
-            submissions = chosen
-        in_gradebook = nbgrader_steps.graded_students(course, options.assignment)
-        results: dict[str, StudentResult] = {}
-        todo: list[tuple[Submission, str]] = []
-        for submission in submissions:
-            fingerprint = submission.fingerprint()
-            saved = None if options.force else grader.up_to_date(submission, fingerprint, in_gradebook)
-            if saved is not None:
-                results[submission.student] = saved
-            else:
-                todo.append((submission, fingerprint))
-        resumed = sorted(results)
-        if todo:
-            if options.scheduler:
-                from autograder.grading.cluster import ClusterError
+        from tqdm import tqdm
 
+        with tqdm(total=len(todo), unit="notebook", desc=f"grading {options.assignment}",
+                  disable=not options.progress, dynamic_ncols=True) as bar, \
+                ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(grader.grade_one, sub, fp): sub.student for sub, fp in todo}
+            for future in as_completed(futures):
+                student = futures[future]
                 try:
-                    grader.start_cluster()
-                except ClusterError as error:
-                    raise GradingError(str(error)) from None
-                # enough notebooks in flight to keep every worker busy, also workers that join later
-                # (a waiting thread here costs little: its notebook queues at the scheduler)
-                jobs = options.jobs or max(32, 2 * grader.cluster.threads)
-            else:
-                jobs = options.jobs or os.cpu_count() or 1
-            # the server imports while nbgrader registers the assignment
-            grader.start_kernels(max(1, min(jobs, len(todo))))
-            try:
-                grader.register()
-            except CourseError as error:
-                raise GradingError(str(error)) from None
-            from tqdm import tqdm
-
-            with tqdm(total=len(todo), unit="notebook", desc=f"grading {options.assignment}",
-                      disable=not options.progress, dynamic_ncols=True) as bar, \
-                    ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
-                futures = {pool.submit(grader.grade_one, sub, fp): sub.student for sub, fp in todo}
-                for future in as_completed(futures):
-                    student = futures[future]
-                    try:
-                        results[student] = future.result()
-                    except Exception as error:  # a bug of ours must not cost the other students
-                        log.exception("grading %s failed", student)
-                        results[student] = StudentResult(student, 0.0, 0.0, "failed",
-                                                         [f"grading failed: {type(error).__name__}: {error}"])
-                    bar.set_postfix_str(student, refresh=False)
-                    bar.update()
-        with grader.lock:
-            files = reporting.write_exports(course, options.assignment, out, {**grader.states.everyone(), **results},
-                                            grader.confinement)
-        return ClassResult(options.assignment, out, [results[s] for s in sorted(results)],
-                           graded=sorted(s.student for s, _ in todo), resumed=resumed,
-                           seconds=round(time.perf_counter() - started, 1), files=files)
-    finally:
-        grader.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+                    results[student] = future.result()
+                except Exception as error:  # a bug of ours must not cost the other students
+                    log.exception("grading %s failed", student)
+                    results[student] = SubmissionResult.failed(student,
+                                                               f"grading failed: {type(error).__name__}: {error}")
+                bar.set_postfix_str(student, refresh=False)
+                bar.update()
+    files = reporting.write_exports(course, options.assignment, out, {**grader.states.everyone(), **results},
+                                    grader.confinement)
+    return ClassResult(options.assignment, out, [results[s] for s in sorted(results)],
+                       graded=sorted(s.student for s, _ in todo), resumed=resumed,
+                       seconds=round(time.perf_counter() - started, 1), files=files,
+                       feedback=course.assignment_folder("feedback", options.assignment, "<student>"))

@@ -78,13 +78,13 @@ class Assignment:
     """The release and the solutions of one assignment, and how to fill one in."""
 
     def __init__(self, course: Path, assignment: str):
-        from autograder.grading.course import Course
+        from autograder.course import Course
 
         self.course = Course.load(course)
         self.name = assignment
         source_path = self.course.source_notebook(assignment)
         self.notebook = source_path.stem
-        release_path = self.course.folder("release") / assignment / f"{self.notebook}.ipynb"
+        release_path = self.course.release_notebook(assignment)
         if not release_path.exists():
             raise FileNotFoundError(f"{release_path} does not exist: release the assignment first (make release)")
         self.release = nbformat.read(release_path, as_version=4)

@@ -3,7 +3,10 @@
 The same code grades locally, in the instructor's course, and on a cluster
 worker, in a private scratch course that holds only this submission and the
 assignment's gradebook entries (:mod:`.cluster`). What it needs to know of the
-assignment travels in one :class:`Assignment`.
+assignment travels in one :class:`Assignment`. What it finds is made here,
+once, right after the notebook ran: one :class:`~.result.SubmissionResult`,
+with a verdict per exercise (:mod:`autograder.verdicts`) and what went wrong
+besides (:mod:`autograder.faults`, the rule a learner's check uses too).
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from autograder import registry
 from autograder.execute import Engine
-from autograder.grading import nbgrader_steps, report as reporting
+from autograder.faults import find_faults
+from autograder.grading import nbgrader_steps
 from autograder.grading.collect import Collected, placeholder
+from autograder.grading.result import SubmissionResult, SubmissionStatus
 from autograder.grading.tamper import scan_notebook
 from autograder.preprocessors import RunLog
+from autograder.verdicts import ExerciseVerdict, cell_verdicts, exercise_verdicts
 
 
 @dataclass
@@ -36,21 +43,6 @@ class Assignment:
     hidden: list[str]  # lines of hidden tests that feedback must never show
     timeout: int
     memory_limit: int | None
-
-
-@dataclass
-class Graded:
-    """What grading one submission found (the pipeline adds timings and fingerprints)."""
-
-    score: float
-    max_score: float
-    status: str  # graded | not graded | failed
-    faults: list[str]
-    notes: list[str]
-    tamper: list[str]
-    exercises: list[dict]
-    feedback: str  # the feedback file, "" when none was written
-    kernel_seconds: float
 
 
 def grading_engine(timeout: int, kernels, fallback, lock: threading.Lock, scratch: Path) -> Engine:
@@ -90,24 +82,25 @@ class SubmissionGrader:
     def __init__(self, course, assignment: Assignment, lock: threading.Lock, engine, feedback):
         self.course, self.assignment, self.lock, self.engine, self.feedback = course, assignment, lock, engine, feedback
 
-    def grade(self, collected: Collected) -> Graded:
+    def grade(self, collected: Collected) -> SubmissionResult:
         tamper = scan_notebook(collected.nb, set(self.assignment.test_ids)) if collected.nb is not None else []
         faults: list[str] = []
-        log, failed = self._autograde(collected, faults)
-        return self._result(collected, log, failed, faults, tamper)
+        log, executed, failed = self._autograde(collected, faults)
+        return self._result(collected, log, executed, failed, faults, tamper)
 
-    def _attempt(self, student: str) -> tuple[RunLog, str]:
-        """Autograde one student with nbgrader: what the run found, and '' or nbgrader's error."""
+    def _attempt(self, student: str) -> tuple[RunLog, NotebookNode | None, str]:
+        """Autograde one student with nbgrader: what the run found, the notebook as it ran, and '' or
+        nbgrader's error."""
         with self.lock:
             try:
-                return nbgrader_steps.autograde(self.course, self.assignment.name, student, self.engine(student)), ""
+                return *nbgrader_steps.autograde(self.course, self.assignment.name, student, self.engine(student)), ""
             except Exception as error:
-                return RunLog(), str(error)
+                return RunLog(), None, str(error)
 
-    def _autograde(self, collected: Collected, faults: list[str]) -> tuple[RunLog, bool]:
-        """What running the submission found, and whether grading failed altogether."""
+    def _autograde(self, collected: Collected, faults: list[str]) -> tuple[RunLog, NotebookNode | None, bool]:
+        """What running the submission found, the notebook as it ran, and whether grading failed altogether."""
         student = collected.student
-        log, error = self._attempt(student)
+        log, executed, error = self._attempt(student)
         if error and collected.nb is not None:
             # nbgrader could not put deleted test cells back (their neighbours were deleted too): do it ourselves
             from autograder.execute import restore_test_cells
@@ -115,42 +108,44 @@ class SubmissionGrader:
             self.course.log.warning("retrying %s with test cells restored: %s", student, error)
             nbformat.write(restore_test_cells(collected.nb, self.assignment.source, self.assignment.name),
                            collected.notebook)
-            log, error = self._attempt(student)
+            log, executed, error = self._attempt(student)
         if error:
             self.course.log.error("grading %s as zero: %s", student, error)
             reason = f"nbgrader could not grade this notebook ({error.splitlines()[0][:300]})"
             collected.placeholder = reason
             nbformat.write(placeholder(self.assignment.release, reason), collected.notebook)
-            log, error = self._attempt(student)
+            log, executed, error = self._attempt(student)
             if error:
                 faults.append(f"grading failed: {error}")
-                return log, True
-        return log, False
+                return log, executed, True
+        return log, executed, False
 
-    def _result(self, collected: Collected, log: RunLog, failed: bool, faults: list[str],
-                tamper: list[str]) -> Graded:
+    def _result(self, collected: Collected, log: RunLog, executed: NotebookNode | None, failed: bool,
+                faults: list[str], tamper: list[str]) -> SubmissionResult:
+        student = collected.student
         if failed:
-            return Graded(0.0, 0.0, "failed", faults, collected.notes, tamper, [], "", log.seconds)
-        name, notebook, student = self.assignment.name, self.assignment.notebook, collected.student
+            return SubmissionResult(student, 0.0, 0.0, SubmissionStatus.FAILED, faults, list(collected.notes), tamper,
+                                    kernel_seconds=log.seconds)
+        name, notebook = self.assignment.name, self.assignment.notebook
         with self.lock:
             score, max_score, cells = nbgrader_steps.gradebook_scores(self.course, name, notebook, student)
-            executed = nbgrader_steps.read_autograded(self.course, name, notebook, student)
             feedback_file, feedback_problem = self.feedback_for(student)
         notes = list(collected.notes)
         if collected.placeholder:
             faults.append(f"not graded: {collected.placeholder}; every test scores zero")
         elif executed is not None:
-            found, more_notes = reporting.faults(executed, log, self.assignment.memory_limit)
-            faults.extend(found)
-            notes.extend(more_notes)
+            found = find_faults(executed, name, log.faults, log.truncated, self.assignment.memory_limit)
+            faults.extend(found.faults)
+            notes.extend(found.notes)
         if feedback_problem:
             faults.append(feedback_problem)
         tamper = list(tamper)
         tamper.extend(f"{item}; the cell scored zero" for item in log.integrity)
         tamper.extend(log.blocked)  # what the guard refused or found outside test cells (flagged, costs nothing)
-        exercises = reporting.exercise_rows(name, student, cells, executed, log.records)
-        status = "not graded" if collected.placeholder else "graded"
-        return Graded(score, max_score, status, faults, notes, tamper, exercises, feedback_file, log.seconds)
+        status = SubmissionStatus.NOT_GRADED if collected.placeholder else SubmissionStatus.GRADED
+        return SubmissionResult(student, score, max_score, status, faults, notes, tamper,
+                                judge_exercises(name, cells, executed, log.records), feedback_file,
+                                kernel_seconds=log.seconds)
 
     def feedback_for(self, student: str) -> tuple[str, str]:
         """Write the student's feedback with nbgrader (the caller holds the lock): its path or "", and
@@ -168,3 +163,13 @@ class SubmissionGrader:
             return "", ("feedback withheld: it would have shown hidden tests "
                         f"({shown[0][:60]}); check the course's GenerateFeedback configuration")
         return str(path), ""
+
+
+def judge_exercises(assignment: str, cells: list, executed: NotebookNode | None,
+                    records: dict[int, list]) -> list[ExerciseVerdict]:
+    """One verdict per exercise: points and maximum summed over its test cells (as the gradebook holds
+    them: ``cells``), and the first diagnosis (see autograder.verdicts)."""
+    points = {grade.grade_id: (grade.points, grade.max_points) for grade in cells}
+    verdicts = cell_verdicts(executed, records, points, registry.exercise_of_grade_id)
+    order = registry.exercises(assignment) if assignment in registry.notebooks() else []
+    return exercise_verdicts(executed or NotebookNode(cells=[]), verdicts, order)

@@ -34,7 +34,7 @@ import pytest
 
 from autograder import registry
 from autograder.nbgrader_hooks import is_test_cell
-from support import CHROMIUM, CHROMIUM_FLAGS, ROOT, nbgrader_meta, solution_path
+from support import CHROMIUM, CHROMIUM_FLAGS, RELEASE, ROOT, SOLUTIONS, nbgrader_meta, release_path, solution_path
 from support import chromium_or_skip as _chromium_or_skip, free_port as _free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -43,7 +43,8 @@ ARTIFACTS = ROOT / "build" / "browser-artifacts"
 # A common laptop screen: JupyterLab's file browser open beside the notebook.
 VIEWPORT = {"width": 1280, "height": 800}
 # What make lab needs from the course: its Makefile and pins, the nbgrader course, the Jupyter settings.
-COURSE_FILES = ["Makefile", "pyproject.toml", "nbgrader_config.py", "notebooks", "solutions", "jupyter-config"]
+COURSE_FILES = ["Makefile", "pyproject.toml", "nbgrader_config.py", str(RELEASE.relative_to(ROOT)),
+                str(SOLUTIONS.relative_to(ROOT)), "jupyter-config"]
 
 NOTEBOOK = registry.notebooks()[0]
 SERVER_START_S = 90
@@ -241,7 +242,7 @@ def menu(page, *path: str) -> None:
 
 def release_cells(lab) -> list:
     """The released notebook's code cells, in the order JupyterLab shows them."""
-    nb = nbformat.read(lab.course / "notebooks" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
+    nb = nbformat.read(lab.course / release_path(NOTEBOOK).relative_to(ROOT), as_version=4)
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
@@ -340,7 +341,7 @@ def test_a_student_runs_a_release_fills_in_an_exercise_and_validates(page, lab):
 
 
 def test_a_hint_opens_when_clicked_and_renders_its_markdown(page, lab):
-    nb = nbformat.read(lab.course / "notebooks" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
+    nb = nbformat.read(lab.course / release_path(NOTEBOOK).relative_to(ROOT), as_version=4)
     index = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown" and "<details>" in cell.source)
     open_lab(page, lab)
     page.locator(".jp-DirListing-item", has_text=NOTEBOOK).first.dblclick()

@@ -73,7 +73,7 @@ MISTAKES = [
         bce_loss(forward(X, W, b), y).backward()
         sgd_step([W, b], lr)
     return W, b, [1 / (e + 1) for e in range(epochs)]
-''', ("record loss.item()",)),
+''', ("before its step",)),
     Mistake("the seed not passed on to init_params", "02_manual_model", "train_manual", "seed_ignored",
             '''def train_manual(X, y, epochs=100, lr=0.1, seed=0):
     W, b = init_params(X.shape[1])
@@ -84,7 +84,7 @@ MISTAKES = [
         sgd_step([W, b], lr)
         losses.append(loss.item())
     return W, b, losses
-''', ("seed=seed",)),
+''', ("does not reach init_params",)),
     Mistake("weight in (1, n) layout instead of (n, 1)", "02_manual_model", "init_params", "weight_layout_transposed",
             '''def init_params(num_features, seed=0):
     generator = torch.Generator().manual_seed(seed)
@@ -125,7 +125,7 @@ MISTAKES = [
         raise ValueError(f"probs {tuple(probs.shape)} and targets {tuple(targets.shape)} differ")
     probs = probs.clamp(eps, 1 - eps)
     return -(targets * torch.log(probs) + (1 - targets) * torch.log(1 - probs)).sum()
-''', ("take the mean",)),
+''', ("sums over the samples",)),
     Mistake("gradients never zeroed", "02_manual_model", "sgd_step", "grads_not_zeroed",
             '''def sgd_step(params, lr):
     with torch.no_grad():
@@ -207,7 +207,7 @@ MISTAKES = [
     with torch.no_grad():
         model.linear.weight.copy_(W)
         model.linear.bias.copy_(b)
-''', ("transpose it",)),
+''', ("the transpose of",)),
     Mistake("weights copied into parameters with the copy recorded in the graph", "03_nn_module",
             "load_manual_weights", "update_in_graph",
             '''def load_manual_weights(model, W, b):

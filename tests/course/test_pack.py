@@ -27,7 +27,7 @@ import pytest
 from autograder import registry
 from autograder.pack import INSTRUCTOR_ONLY, PACK_NAME, build_pack, student_package_files
 from autograder.results import PASSED
-from support import NOTEBOOKS, ROOT, nbgrader_meta, solution_namespace, solution_path
+from support import NOTEBOOKS, RELEASE, ROOT, course_copy, nbgrader_meta, solution_namespace, solution_path
 
 A = "02_manual_model"
 
@@ -66,7 +66,7 @@ def _region(source: str, begin: str, end: str) -> list[str]:
 
 def _released_sources() -> str:
     """All the code and text the release gives (a later notebook may show an earlier one's answer)."""
-    return "\n".join(cell.source for path in sorted((ROOT / "notebooks").glob("*/*.ipynb"))
+    return "\n".join(cell.source for path in sorted(RELEASE.glob("*/*.ipynb"))
                      for cell in nbformat.read(path, as_version=4).cells)
 
 
@@ -84,7 +84,7 @@ def _secret_lines(notebook: str, begin: str, end: str) -> list[str]:
 
 def test_the_pack_has_the_notebooks_the_two_commands_and_the_pins(pack):
     folder, archive = pack
-    assert sorted(p.name for p in (folder / "notebooks").iterdir()) == NOTEBOOKS
+    assert sorted(p.name for p in (folder / RELEASE.relative_to(ROOT)).iterdir()) == NOTEBOOKS
     makefile = (folder / "Makefile").read_text()
     assert "\nlab:" in makefile and "\ncheck:" in makefile
     readme = (folder / "README.md").read_text()
@@ -313,11 +313,7 @@ def test_a_fresh_pack_installs_checks_and_its_work_grades_as_expected(pack, tmp_
     # The round trip: the same notebook, handed in and graded in the instructor's course.
     from autograder.grading.pipeline import Options, grade_class
 
-    course = tmp_path / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for part in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / part / A, course / part / A)
+    course = course_copy(tmp_path / "course", A).root
     submissions = tmp_path / "submissions"
     (submissions / "alice").mkdir(parents=True)
     shutil.copy(path, submissions / "alice" / f"{A}.ipynb")

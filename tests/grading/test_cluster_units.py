@@ -16,7 +16,7 @@ import pytest
 from autograder.cells import is_test_cell
 from autograder.grading import cluster
 from autograder.grading.cluster import ClusterError, unfitness, unzip_into, zip_folder
-from support import ROOT
+from support import course_copy
 
 A = "02_manual_model"
 
@@ -68,7 +68,7 @@ def test_the_coordinator_refuses_unfit_workers_before_grading_anything():
             self.closed = True
 
     grid = cluster.Cluster.__new__(cluster.Cluster)
-    grid.client, grid.local, grid.sandbox, client = Client(), None, True, None
+    grid.client, grid.local, grid.sandbox, grid.plugin = Client(), None, True, None
     client = grid.client
     with pytest.raises(ClusterError, match=r"10\.0\.0\.7.*autograder code") as error:
         grid._verify()
@@ -100,39 +100,44 @@ def test_the_command_line_takes_a_number_of_local_workers(capsys):
 def test_what_a_worker_receives_holds_no_solution_and_no_course_path(tmp_path):
     """The context every worker gets (and a job) name nothing of the course folder and carry no
     line of a solution: only the test cells, the release and the assignment's gradebook entries."""
-    from autograder.grading.course import Course
+    from autograder.course import working_directory
+    from autograder.grading import nbgrader_steps
+    from autograder.grading.cluster import DaskBackend
     from autograder.grading.pipeline import Options, _Grader
 
-    course_dir = tmp_path / "course"
-    course_dir.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course_dir)
-    for folder in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / folder / A, course_dir / folder / A)
-    course = Course.load(course_dir)
-    grader = _Grader(Options(A, tmp_path, course_dir), course, tmp_path / "out", tmp_path / "scratch")
+    course = course_copy(tmp_path / "course", A)
+    course_dir = course.root
 
     class Client:
         def scatter(self, value, **kw):
             return value
 
+        def register_plugin(self, plugin, name=None):
+            self.plugin = pickle.dumps(plugin)
+
+        def nthreads(self):
+            return {"tcp://10.0.0.7:4000": 1}
+
+        def unregister_worker_plugin(self, name):
+            pass
+
         def close(self):
             pass
 
     grid = cluster.Cluster.__new__(cluster.Cluster)
-    grid.client, grid.local, grid.sandbox, grid.preload, grid.context = Client(), None, True, (), None
-    grader.cluster = grid
-    from autograder.grading import nbgrader_steps
-    from autograder.grading.course import working_directory
-
+    grid.client, grid.local, grid.sandbox, grid.preload, grid.context, grid.plugin = Client(), None, True, (), None, None
+    backend = DaskBackend("tcp://10.0.0.7:8786", True, tmp_path / "scratch", workers=lambda *args: grid)
+    grader = _Grader(Options(A, tmp_path, course_dir), course, tmp_path / "out", tmp_path / "scratch", backend)
     with nbgrader_steps.environment(), working_directory(course_dir):
+        grader.open(1)
         grader.register()
-    sent = pickle.dumps(grid.context)
+    sent = pickle.dumps(grid.context) + grid.client.plugin
 
-    source = nbformat.read(course_dir / "solutions" / A / f"{A}.ipynb", as_version=4)
+    source = nbformat.read(course.source_notebook(A), as_version=4)
     answers = [line.strip() for cell in source.cells if cell.cell_type == "code" and not is_test_cell(cell)
                for line in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S)
                for line in line.splitlines() if len(line.strip()) > 12]
-    release = (course_dir / "notebooks" / A / f"{A}.ipynb").read_text(encoding="utf-8")
+    release = course.release_notebook(A).read_text(encoding="utf-8")
     answers = [line for line in answers if line not in release and line.encode() not in pickle.dumps(release)]
     assert len(answers) > 10
     leaked = [line for line in answers if line.encode() in sent]
@@ -140,12 +145,12 @@ def test_what_a_worker_receives_holds_no_solution_and_no_course_path(tmp_path):
     assert str(course_dir).encode() not in sent and str(tmp_path).encode() not in sent
     assert grid.context.assignment.source.cells and all(is_test_cell(c) for c in grid.context.assignment.source.cells)
 
-    submitted = course_dir / "submitted" / "s1" / A
+    submitted = course.assignment_folder("submitted", A, "s1")
     submitted.mkdir(parents=True)
-    shutil.copy(course_dir / "notebooks" / A / f"{A}.ipynb", submitted)
+    shutil.copy(course.release_notebook(A), submitted)
     job = cluster.Job("s1", zip_folder(submitted), "", ())
     assert str(course_dir).encode() not in pickle.dumps(job)
-    grader.close()
+    backend.close()
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from autograder.grading import nbgrader_steps
 from autograder.grading.pipeline import Options, grade_class
 from autograder.grading.sample import FAULTS, TAMPERING, write_class
 from autograder.release import tool_env
-from support import ROOT
+from support import ROOT, course_copy, release_path, solution_path
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ EXPECTED = {
     "os_exit": 19, "segfault": 19,
     "renamed": 19, "missing": 0, "invalid_json": 0, "empty_file": 0, "foreign_notebook": 0,
     "deleted_exercise": 9,  # init_params (3), and train_manual (4) and fit_raw_measurements (3), which need it
-    "kill_parent": 19,  # kills its sandbox's fork server, and so its kernel: a new one grades the rest
+    "kill_parent": 19,  # kills whoever started its kernel (confined: the sandbox's pid 1, which ignores it)
     "tamper_check": 0, "tamper_registry": 0, "tamper_traceback": 0,  # blank work that tries to pass anyway
     "tamper_torch": 9, "always_equal": 9,  # the same as the honest mistakes underneath
 }
@@ -55,11 +55,7 @@ WITH_NBGRADER = ["correct", "blank", "mistake_1", "warnings", "deleted_test_cell
 
 
 def make_course(where, assignment=A):
-    where.mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", where)
-    for folder in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / folder / assignment, where / folder / assignment)
-    return where
+    return course_copy(where, assignment).root
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +134,8 @@ def test_the_exercise_breakdown_names_each_mistake(graded):
 
 def test_feedback_for_everyone_never_shows_hidden_tests(graded):
     course = graded["course"]
-    source = nbformat.read(course / "solutions" / A / f"{A}.ipynb", as_version=4)
-    release = nbformat.read(course / "notebooks" / A / f"{A}.ipynb", as_version=4)
+    source = nbformat.read(solution_path(A), as_version=4)
+    release = nbformat.read(release_path(A), as_version=4)
     hidden = nbgrader_steps.hidden_lines(source, release)
     assert hidden, "the assignment has hidden tests to protect"
     for student in graded["students"].values():
@@ -153,7 +149,7 @@ def test_feedback_for_everyone_never_shows_hidden_tests(graded):
 def test_the_gradebook_is_nbgraders_and_formgrader_reads_it(graded):
     from nbgrader.apps import NbGraderAPI
 
-    from autograder.grading.course import Course, working_directory
+    from autograder.course import Course, working_directory
 
     course = graded["course"]
     loaded = Course.load(course)
@@ -312,7 +308,7 @@ def on_cluster(tmp_path_factory, dask_scheduler):
     course = make_course(tmp / "course")
     students = write_class(ROOT, A, tmp / "class", kinds=ON_CLUSTER, layout="folders")
     nb = nbformat.reads(build(SampleAssignment(ROOT, A), "correct")[1].decode(), as_version=4)
-    targets = [course / "gradebook.db", course / "solutions" / A / f"{A}.ipynb", course / "submitted",
+    targets = [course / "gradebook.db", course / solution_path(A).relative_to(ROOT), course / "submitted",
                course / "nbgrader_config.py", tmp / "class"]
     nb.cells.append(nbformat.v4.new_code_cell(
         "import os\n"
@@ -354,7 +350,7 @@ def test_a_cluster_grades_exactly_as_local_grading_even_when_a_worker_dies(grade
         twin = local[graded["by_kind"][on_cluster["students"][s.student]]]
         assert (s.score, s.max_score, s.status, bool(s.tamper)) == (twin.score, twin.max_score, twin.status,
                                                                      bool(twin.tamper)), s.student
-        assert [e["points"] for e in s.exercises] == [e["points"] for e in twin.exercises], s.student
+        assert [e.points for e in s.exercises] == [e.points for e in twin.exercises], s.student
         assert s.feedback and open(s.feedback, encoding="utf-8").read(), s.student
     # nothing graded twice: each outcome was recorded in the gradebook once
     log = (on_cluster["course"] / "exports" / A / "grading.log").read_text(encoding="utf-8")

@@ -11,9 +11,9 @@ import nbformat
 import pytest
 
 from autograder.grading.collect import changed_test_cells, read_problem
-from autograder.grading.course import code_fingerprint
-from autograder.grading.layout import LayoutError, discover, extract_zip
+from autograder.grading.discover import LayoutError, discover, extract_zip
 from autograder.grading.pipeline import parse_size
+from autograder.grading.state import code_fingerprint
 from autograder.grading.tamper import scan_notebook
 from autograder.cells import CheckCall, judged_calls
 from autograder.registry import checks_of
@@ -284,3 +284,77 @@ def test_the_results_channel_and_the_notebook_names_need_no_torch_and_no_checks(
                           "assert '02_manual_model' in registry.notebooks()\n"
                           "assert not [m for m in sys.modules if m.rsplit('.', 1)[-1][:2].isdigit()], 'a check module'")
     assert "torch" not in loaded
+
+
+def test_a_result_survives_its_state_file_and_an_older_one_is_graded_again(tmp_path):
+    from autograder.grading.report import exercise_row
+    from autograder.grading.result import SubmissionResult, SubmissionStatus
+    from autograder.grading.state import States
+    from autograder.verdicts import ExerciseVerdict, Status
+
+    wrong = ExerciseVerdict("forward", 1.0, 3.0, Status.FAILED, "the layer has no bias", "missing_bias",
+                            "test_forward", "cell 9", "")
+    result = SubmissionResult("ada", 4.0, 6.0, SubmissionStatus.GRADED, ["cell 12 raised NameError: x"],
+                              ["renamed notebook"], [], [wrong, ExerciseVerdict("init_params", 3.0, 3.0)])
+    states = States(tmp_path / "state")
+    states.save(result)
+    loaded = states.load("ada")
+    assert loaded == result
+    assert loaded.status is SubmissionStatus.GRADED and loaded.exercises[0].status is Status.FAILED
+    # what exercises.csv and report.json show of an exercise
+    assert exercise_row(A, "ada", loaded.exercises[0]) == {
+        "assignment": A, "student_id": "ada", "exercise": "forward", "points": 1.0, "max_points": 3.0,
+        "status": "partial", "code": "missing_bias", "reason": "test_forward: the layer has no bias"}
+    # a state file written before the one result model (version 2: exercises as rows) means: grade again
+    older = json.loads(states.path("ada").read_text(encoding="utf-8"))
+    older.update(state_version=2, exercises=[exercise_row(A, "ada", loaded.exercises[0])])
+    states.path("ada").write_text(json.dumps(older), encoding="utf-8")
+    assert states.load("ada") is None and states.everyone() == {}
+def test_each_kernel_gets_its_share_of_the_cores():
+    from autograder.grading.kernels import kernel_threads, thread_environment
+
+    assert [kernel_threads(jobs, cores=2) for jobs in (1, 2, 3)] == [2, 1, 1]
+    assert kernel_threads(4, cores=16) == 4
+    assert thread_environment(1) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def test_a_kernels_torch_threads_leave_mkl_its_own_choice_of_threads():
+    """torch.set_num_threads turns MKL's dynamic threads off (then every tiny product starts all threads:
+    25 times the CPU for 02's training checks on a busy machine); the fork server's setting keeps it on."""
+    code = """
+import ctypes, os, torch
+from autograder.grading.forkserver import torch_threads
+try:
+    dynamic = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")).mkl_serv_get_dynamic
+except (OSError, AttributeError):
+    print("no MKL"); raise SystemExit
+assert dynamic() == 1, "MKL chooses its threads by default"
+torch_threads(torch.get_num_threads())
+assert dynamic() == 1, "the same number of threads: nothing is set"
+torch.set_num_threads(1)
+torch.set_num_threads(2)
+assert dynamic() == 0, "torch.set_num_threads(2) turns MKL's choice off: why torch_threads exists"
+torch.set_num_threads(1)
+torch_threads(2)
+assert (torch.get_num_threads(), dynamic()) == (2, 1), "two threads, MKL's choice on again"
+torch_threads(1)
+assert torch.get_num_threads() == 1
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() in ("ok", "no MKL"), done.stdout + done.stderr[-2000:]
+
+
+def test_the_fork_server_imports_what_every_kernel_imports_and_says_nothing(capfd):
+    """ipykernel's debugger (debugpy) and the grading modules are imported once, in the server; debugpy's
+    warning about frozen modules must not reach the instructor's terminal."""
+    from autograder.grading.forkserver import KERNEL_MODULES, ForkServer
+
+    assert {"ipykernel.debugger", "autograder.grading.guard", "autograder.probe"} <= set(KERNEL_MODULES)
+    server = ForkServer([])
+    try:
+        server._wait_ready()
+    finally:
+        server.close()
+    out, err = capfd.readouterr()
+    assert "ebugger" not in out + err and "frozen" not in out + err, out + err

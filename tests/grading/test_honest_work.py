@@ -10,7 +10,6 @@ trouble and nothing flagged by the guard: a false accusation is the worst bug a 
 from __future__ import annotations
 
 import json
-import shutil
 
 import nbformat
 import pytest
@@ -19,7 +18,7 @@ from autograder import cases, registry
 from autograder.cells import grade_id, is_solution_cell
 from autograder.grading import sandbox
 from autograder.grading.pipeline import Options, grade_class
-from support import ROOT
+from support import course_copy, release_path
 
 pytestmark = [pytest.mark.slow]
 NOTEBOOKS = registry.notebooks()
@@ -35,7 +34,7 @@ def _typed_in(code: str) -> str:
 def submissions(notebook: str, with_alternatives: bool) -> dict[str, nbformat.NotebookNode]:
     """The release with the solution typed in; with alternatives, one more notebook per round of them
     (the k-th alternative of every exercise that has one, the solution elsewhere)."""
-    release = nbformat.read(ROOT / "notebooks" / notebook / f"{notebook}.ipynb", as_version=4)
+    release = nbformat.read(release_path(notebook), as_version=4)
     answers = {name: _typed_in(code) for name, code in cases.solution_cells(notebook).items()}
     variants = {"solution": {}}
     if with_alternatives:
@@ -58,11 +57,7 @@ def submissions(notebook: str, with_alternatives: bool) -> dict[str, nbformat.No
 
 
 def grade(tmp, notebook: str, students: dict, **options):
-    course = tmp / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for folder in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / folder / notebook, course / folder / notebook)
+    course = course_copy(tmp / "course", notebook).root
     folder = tmp / "class"
     folder.mkdir()
     for student, nb in students.items():
@@ -72,7 +67,7 @@ def grade(tmp, notebook: str, students: dict, **options):
 
 def assert_full_marks_and_nothing_flagged(result, how: str) -> None:
     for student in result.students:
-        lost = [f"{row['exercise']}: {row['reason']}" for row in student.exercises if row["points"] < row["max_points"]]
+        lost = [f"{v.exercise}: {v.grade_id}: {v.message}" for v in student.exercises if v.points < v.max_points]
         assert student.score == student.max_score > 0, f"{how}, {student.student}: {student.score}/{student.max_score}: {lost}"
         assert student.tamper == [], f"{how}, {student.student} was flagged: {student.tamper}"
         assert student.faults == [], f"{how}, {student.student}: {student.faults}"

@@ -46,7 +46,7 @@ def completed(release, answers):
 def graded_course(tmp_path_factory):
     course = tmp_path_factory.mktemp("course")
     shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "source" / ASSIGNMENT)
+    shutil.copytree(solution_path(ASSIGNMENT).parent, course / "source" / ASSIGNMENT)
     # The throwaway course keeps nbgrader's default folder names, except for the release.
     settings = ["--CourseDirectory.source_directory=source", "--CourseDirectory.release_directory=release"]
     nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", *settings)

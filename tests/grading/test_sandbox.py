@@ -3,7 +3,9 @@ checks. One small class of 02_manual_model is graded once, confined, with two jo
 what that run left.
 
 Reach: each attempt runs in an extra cell of a notebook whose answers are otherwise blank and prints
-`REACH <what>: denied` or `REACH <what>: ALLOWED (...)`; every one must say denied.
+`REACH <what>: denied` or `REACH <what>: ALLOWED (...)`; every one must say denied. The same cell
+prints what the kernel is (its ids) and sees (/etc, /sys, pid 1's command line, its environment, its
+interpreter): not root, nothing of the host's secrets, no path of the course.
 Fool: each notebook answers init_params wrongly (W in nn.Linear's layout, which its checks reject)
 and leaves every other exercise blank, then tries a trick to pass anyway; each must score zero.
 Judge: tricks against a verdict made in the kernel (a reference imported from the instructor's checks,
@@ -25,7 +27,7 @@ import pytest
 
 from autograder.grading import sandbox
 from autograder.grading.pipeline import Options, grade_class
-from support import ROOT
+from support import COURSE, ROOT, course_copy, release_path, solution_path
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(bool(sandbox.problem()), reason=f"no confinement here: {sandbox.problem()}")]
@@ -72,13 +74,26 @@ attempt("read another student's notebook", lambda: open(OTHER).read(100))
 attempt("read a file in the home directory", lambda: open(SECRET).read())
 print("HOME LISTING " + json.dumps(sorted(os.listdir(HOME)) if os.path.isdir(HOME) else []))
 attempt("write the gradebook", lambda: write(GRADEBOOK))
-attempt("write the package", lambda: write(PACKAGE))
+attempt("write the package", lambda: write(__import__("autograder").__file__))
 attempt("write outside the working copy", lambda: write(os.path.join(COURSE, "escaped")))
 attempt("write into the system", lambda: write("/usr/escaped"))
 attempt("write into the sandbox's root", lambda: write("/escaped"))
 attempt("connect to the host's 127.0.0.1", connect)
 attempt("signal the grader", lambda: os.kill(GRADER, 0))
 attempt("see the grader in /proc", lambda: open(f"/proc/{GRADER}/cmdline").read())
+attempt("read /etc/shadow", lambda: open("/etc/shadow").read(100))
+attempt("list root's ssh keys", lambda: os.listdir("/root/.ssh"))
+attempt("read an ssh host key", lambda: open("/etc/ssh/ssh_host_ed25519_key").read(100))
+attempt("become root", lambda: os.setuid(0))
+attempt("read the fork server's environment", lambda: open("/proc/1/environ").read())
+
+import sys, autograder
+print("SEES " + json.dumps({
+    "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), *os.getgroups()],
+    "etc": sorted(os.listdir("/etc")),
+    "sys": {folder: sorted(os.listdir(folder)) for folder in ("/sys", "/sys/devices", "/sys/devices/system")},
+    "pid 1": open("/proc/1/cmdline").read(), "environment": dict(os.environ),
+    "python": [sys.executable, sys.prefix, autograder.__file__]}))
 
 # something that would outlive this notebook and spy on the next one
 subprocess.Popen(["/bin/sh", "-c", "while true; do touch /tmp/left-behind /dev/shm/left-behind; sleep 0.05; done"],
@@ -175,7 +190,7 @@ def init_params(num_features, seed=0):
 def _instructor_cell(grade_id):
     folder = os.getcwd()
     while folder != os.path.dirname(folder):
-        path = os.path.join(folder, "solutions", "02_manual_model", "02_manual_model.ipynb")
+        path = os.path.join(folder, SOURCE_IN_COURSE)
         if os.path.exists(path):
             for cell in json.load(open(path))["cells"]:
                 if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
@@ -267,7 +282,7 @@ def fit_raw_measurements(X, y):
 
 def _right_init() -> str:
     """The instructor's init_params: the answer the tricks try to get hold of."""
-    solution = nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4)
+    solution = nbformat.read(solution_path(A), as_version=4)
     cell = next(c for c in solution.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "init_params")
     return "import math\nimport torch\n" + cell.source + "\n"
 
@@ -303,12 +318,9 @@ def _notebook(release, init_source=None, before=(), after_init=(), answers=None)
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sandbox")
-    course = tmp / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for folder in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / folder / A, course / folder / A)
-    release = nbformat.read(course / "notebooks" / A / f"{A}.ipynb", as_version=4)
+    copy = course_copy(tmp / "course", A)
+    course = copy.root
+    release = nbformat.read(copy.release_notebook(A), as_version=4)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -318,9 +330,9 @@ def graded(tmp_path_factory):
     secret = home / f".autograder-sandbox-test-{os.getpid()}"
     secret.write_text("the instructor's")
     constants = {
-        "SOLUTION": str(course / "solutions" / A / f"{A}.ipynb"), "COURSE": str(course),
+        "SOLUTION": str(copy.source_notebook(A)), "COURSE": str(course),
         "OTHER": str(course / "submitted" / "b-honest" / A / f"{A}.ipynb"), "HOME": str(home), "SECRET": str(secret),
-        "GRADEBOOK": str(course / "gradebook.db"), "PACKAGE": str(ROOT / "autograder" / "__init__.py"),
+        "GRADEBOOK": str(course / "gradebook.db"),
         "PORT": listener.getsockname()[1], "GRADER": os.getpid(),
     }
     reach = "\n".join(f"{k} = {v!r}" for k, v in constants.items()) + "\n" + REACH
@@ -336,6 +348,7 @@ def graded(tmp_path_factory):
     for name, source in FOOL.items():
         source = source.replace("SOLUTION_TEXT", repr(RIGHT_INIT))
         source = source.replace("ROT13_TEXT", repr(codecs.encode(RIGHT_INIT, "rot13")))
+        source = source.replace("SOURCE_IN_COURSE", repr(str(COURSE.source_notebook(A).relative_to(COURSE.root))))
         students[f"fool-{name.replace('_', '-')}"] = _notebook(release, source, before=[OBSERVE])
     for name, (exercise, source) in JUDGE.items():
         students[f"judge-{name.replace('_', '-')}"] = _notebook(release, answers={exercise: source}, before=[OBSERVE])
@@ -363,12 +376,12 @@ def _printed(nb, prefix):
 
 
 def _points(student, exercise):
-    return next(row["points"] for row in student.exercises if row["exercise"] == exercise)
+    return next(verdict.points for verdict in student.exercises if verdict.exercise == exercise)
 
 
 def test_every_reach_is_denied(graded):
     lines = _printed(graded["executed"]["a-reach"], "REACH ")
-    assert len(lines) == 12, lines
+    assert len(lines) == 17, lines
     allowed = [line for line in lines if ": denied" not in line]
     assert allowed == []
     assert graded["reached"] == [], "the host's 127.0.0.1 was reached from a kernel"
@@ -379,6 +392,18 @@ def test_every_reach_is_denied(graded):
     listing = json.loads(_printed(graded["executed"]["a-reach"], "HOME LISTING ")[0][len("HOME LISTING "):])
     assert set(listing) <= needed, listing
     assert (graded["course"] / "submitted").is_dir() and not (graded["course"] / "escaped").exists()
+
+
+def test_a_kernel_runs_unprivileged_and_sees_nothing_of_the_host_or_the_course(graded):
+    seen = json.loads(_printed(graded["executed"]["a-reach"], "SEES ")[0][len("SEES "):])
+    assert 0 not in seen["ids"], seen["ids"]
+    assert set(seen["etc"]) <= set(sandbox.ETC) | {"passwd", "group", "hosts", "nsswitch.conf"}, seen["etc"]
+    assert seen["sys"] == {"/sys": ["devices"], "/sys/devices": ["system"], "/sys/devices/system": ["cpu"]}
+    course_paths = [str(ROOT), str(graded["course"]), str(Path.home())]
+    shown = [seen["pid 1"], *seen["environment"].values(), *seen["python"]]
+    assert [text for text in shown if any(path in text for path in course_paths)] == []
+    python_bin = os.path.dirname(seen["python"][0])
+    assert set(seen["environment"]["PATH"].split(":")) <= {python_bin, "/usr/local/bin", "/usr/bin", "/bin"}
 
 
 def test_no_notebook_sees_another_ones_processes_or_files(graded):
@@ -397,7 +422,7 @@ def test_the_report_says_whether_the_run_was_confined(graded, tmp_path):
     assert json.loads(graded["result"].files["json"].read_text())["confinement"].startswith("confined")
     submissions = tmp_path / "class"
     submissions.mkdir()
-    shutil.copy(graded["course"] / "notebooks" / A / f"{A}.ipynb", submissions / "blank.ipynb")
+    shutil.copy(release_path(A), submissions / "blank.ipynb")
     loose = grade_class(Options(A, submissions, graded["course"], jobs=1, timeout=20, progress=False, force=True,
                                 sandbox=False, out=tmp_path / "out"))
     assert "**Student code ran UNCONFINED (--no-sandbox)**" in loose.files["report"].read_text()

@@ -2,6 +2,7 @@
 
 - Where bwrap is missing or cannot create namespaces, `autograder grade` stops with one line that
   says how to install it (or to pass --no-sandbox).
+- Under root, what a sandbox writes belongs to an unprivileged host user (nobody), never root.
 - The tricks of tests/grading/test_sandbox.py are real: called directly, a check is fooled by them. The
   runner's private copies of the checks' globals are what defeats the one that switches `fail` off
   while the check runs and puts it back afterwards.
@@ -9,15 +10,17 @@
 
 import gc
 import os
+import subprocess
 
 import nbformat
+import pytest
 
 from autograder import registry
 from autograder.cli import main
 from autograder.grading import sandbox
 from autograder.results import PASSED
 from autograder.runner import run_checks
-from support import ROOT
+from support import solution_path
 from test_sandbox import FOOL, WRONG_INIT
 
 
@@ -59,10 +62,24 @@ def test_the_finalizer_trick_does_not_fool_run_checks_and_leaves_nothing_changed
 
 
 def test_the_instructor_answer_passes_so_the_exec_tricks_would_pay_if_they_ran():
-    solution = nbformat.read(ROOT / "solutions" / "02_manual_model" / "02_manual_model.ipynb", as_version=4)
+    solution = nbformat.read(solution_path("02_manual_model"), as_version=4)
     source = next(c.source for c in solution.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "init_params")
     results = run_checks("init_params", _namespace("import math\nimport torch\n" + source))
     assert all(r.status == PASSED for r in results)
+
+
+@pytest.mark.skipif(bool(sandbox.problem()), reason=f"no confinement here: {sandbox.problem()}")
+def test_what_a_sandbox_writes_belongs_to_an_unprivileged_host_user(tmp_path):
+    folder = tmp_path / "slot"
+    folder.mkdir()
+    sandbox.hand_over(folder)
+    command = sandbox.command(folder, sandbox.write_files(tmp_path / "files"))
+    done = subprocess.run([*command, "/bin/sh", "-c", "touch made; id -u"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(sandbox.UID)]
+    made = (folder / "made").stat()
+    expected = sandbox.owner() or (os.getuid(), os.getgid())  # under root: nobody, never root
+    assert (made.st_uid, made.st_gid) == expected and 0 not in expected
 
 
 def _grade_without_confinement(tmp_path, capsys, bwrap_script):

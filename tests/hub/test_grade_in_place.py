@@ -17,7 +17,7 @@ import pytest
 
 from autograder import registry
 from autograder.grading.pipeline import GradingError, Options, grade_class
-from support import ROOT, release_path
+from support import course_copy, release_path
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +30,7 @@ def snapshot(folder):
 
 
 def test_grading_the_courses_own_submitted_folder_in_place_keeps_every_students_work(tmp_path):
-    course = tmp_path / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for folder in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / folder / A, course / folder / A)
+    course = course_copy(tmp_path / "course", A).root
     submitted = course / "submitted"
     # as `nbgrader collect` leaves them: the notebook, timestamp.txt and the submission's secret
     alice = submitted / "alice" / A

@@ -22,7 +22,7 @@ import nbformat
 import pytest
 
 from autograder import registry
-from support import ROOT, nbgrader_meta, solution_path
+from support import ROOT, nbgrader_meta, release_path, solution_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -171,7 +171,7 @@ def solution_of(exercise: str) -> str:
 
 
 def release_grade_ids() -> list[str | None]:
-    nb = nbformat.read(ROOT / "notebooks" / A / f"{A}.ipynb", as_version=4)
+    nb = nbformat.read(release_path(A), as_version=4)
     return [nbgrader_meta(cell).get("grade_id") for cell in nb.cells if cell.cell_type == "code"]
 
 

@@ -12,7 +12,7 @@ import pytest
 from nbgrader.utils import determine_grade
 
 from autograder import registry, selfcheck
-from autograder.execute import NotebookRun
+from autograder.execute import NotebookRun, cell_label
 from autograder.verdicts import CellVerdict
 from autograder.results import CheckResult
 from support import block, check, exercise_line, flat, planted, release_path, solution_path
@@ -141,7 +141,7 @@ def test_a_renamed_exercise_is_reported_as_never_defined(tmp_path):
     [report] = selfcheck.exercise_reports(NotebookRun(NB, tmp_path / "mine.ipynb", nb, [verdict], []))
     assert report.status == selfcheck.WRONG
     assert report.message == ("`count_parameters` is not defined anywhere in your notebook, though every cell ran. "
-                              "The tests look for exactly this name: did you rename it in cell 21?")
+                              "The tests look for exactly this name: did you rename it in cell 20?")
 
 
 def test_a_test_cell_stopped_by_the_timeout_says_so(tmp_path):
@@ -154,14 +154,39 @@ def test_a_test_cell_stopped_by_the_timeout_says_so(tmp_path):
     assert report.message == "the test cell ran longer than 60 s and was stopped. Look for a loop that never ends."
 
 
-def test_a_cell_that_printed_to_stderr_is_named_for_what_it_did_and_cut_at_a_word(tmp_path):
+def test_a_cell_that_printed_a_warning_is_noted_and_costs_nothing(tmp_path):
+    """nbgrader scores only test cells: a warning elsewhere is a note, in a learner's check as in grading."""
     nb = nbformat.read(solution_path(NB), as_version=4)
     index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "nbgrader" not in c.metadata)
     nb.cells[index].outputs = [nbformat.v4.new_output("stream", name="stderr", text="UserWarning: " + "careful " * 200)]
-    [fault] = selfcheck.faults(NotebookRun(NB, tmp_path / "mine.ipynb", nb, [], []))
-    assert fault.startswith(f"cell {index + 1} (") and " printed to stderr: UserWarning: careful" in fault
-    assert "raised" not in fault
-    assert fault.endswith("careful …"), fault[-40:]
+    found = selfcheck.faults(NotebookRun(NB, tmp_path / "mine.ipynb", nb, [], []))
+    assert found.faults == []
+    assert found.notes == [f"{cell_label(nb, index, NB)} printed warnings (they cost no points)"]
+
+
+def test_what_went_wrong_outside_the_tests_is_one_rule_for_checking_and_grading(tmp_path):
+    """Cells outside the tests that raised are faults, named for what they raised; an exercise's own cell
+    is marked with its exercise (a learner's check shows it there); test cells are left to their verdicts."""
+    from autograder.cells import error_output, grade_id, is_test_cell
+    from autograder.faults import find_faults
+
+    nb = nbformat.read(solution_path(NB), as_version=4)
+    demo = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "nbgrader" not in c.metadata)
+    exercise = next(i for i, c in enumerate(nb.cells) if grade_id(c) == "count_parameters")
+    test = next(i for i, c in enumerate(nb.cells) if is_test_cell(c))
+    nb.cells[demo].outputs = [error_output("MemoryError", "")]
+    nb.cells[exercise].outputs = [error_output("SyntaxError", "invalid syntax (<cell>, line 2)")]
+    nb.cells[test].outputs = [error_output("ValueError", "a test's own failure")]
+    found = find_faults(nb, NB, ["cell 40 ran longer than 60 s and was stopped"], {demo: 2_500_000}, 2**30)
+    assert found.faults == [
+        "cell 40 ran longer than 60 s and was stopped",
+        f"{cell_label(nb, demo, NB)} ran out of memory: each notebook may use at most 1 GiB (RLIMIT_AS on its "
+        "kernel process)",
+        f"cell {exercise + 1} (exercise count_parameters) has a syntax error: invalid syntax (<cell>, line 2)"]
+    assert found.outside_exercises() == found.faults[:2]
+    assert found.notes == [f"{cell_label(nb, demo, NB)} printed 2.5 MB more than nbgrader keeps; the rest was dropped"]
+    unlimited = find_faults(nb, NB).faults
+    assert unlimited[0] == f"{cell_label(nb, demo, NB)} ran out of memory"
 
 
 def test_what_a_check_printed_to_stderr_is_cut_at_a_word():
@@ -192,14 +217,14 @@ def test_the_workspace_table_gives_each_notebooks_score_and_what_is_left(workspa
     assert [r.notebook for r in reports] == [NB], "only the notebook the learner worked on runs"
     rows = {line.split()[0]: line for line in output.splitlines() if line.startswith(("02_", "03_", "total"))}
     assert rows["02_manual_model"].split()[1:3] == ["0/19", "not"] and "not started" in rows["02_manual_model"]
-    assert "4/15" in rows[NB] and "in progress" in rows[NB]
+    assert "10/21" in rows[NB] and "in progress" in rows[NB]
     assert rows[NB].endswith("ManualLogisticModule, count_parameters, load_manual_weights, "
                              "CircleClassifier, cells that raise or never end"), "its demo cells raise too"
     course_points = sum(cell.metadata.nbgrader.get("points", 0)
                         for notebook in registry.notebooks()
                         for cell in nbformat.read(solution_path(notebook), as_version=4).cells
                         if cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
-    assert f"4/{course_points:g}" in rows["total"], "the total counts every notebook of the course"
+    assert f"10/{course_points:g}" in rows["total"], "the total counts every notebook of the course"
     html = (workspace / "progress.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in html, "the page carries its picture"
     assert "W starts as all zeros" in html and "sumary" in html
@@ -222,31 +247,31 @@ def test_a_passing_exercise_is_marked_passed(mixed):
 @pytest.mark.slow
 def test_a_wrong_answer_gets_its_diagnosis_even_when_only_hidden_tests_catch_it(mixed):
     _, output = mixed
-    assert "0/3  failed: zero_init (cell 16)" in exercise_line(output, "ManualLogisticModule")
+    assert "0/3  failed: zero_init (cell 15)" in exercise_line(output, "ManualLogisticModule")
     assert "W starts as all zeros" in block(output, "ManualLogisticModule")
-    assert "1/3  failed: below_target (cell 36)" in exercise_line(output, "CircleClassifier")
+    assert "1/3  failed: below_target (cell 53)" in exercise_line(output, "CircleClassifier")
     assert "hidden tests: on another circle" in block(output, "CircleClassifier")
 
 
 @pytest.mark.slow
 def test_a_cell_that_raises_before_defining_its_exercise_is_named_with_its_error(mixed):
     _, output = mixed
-    assert "0/3  your code raised an error (cell 21)" in exercise_line(output, "count_parameters")
+    assert "0/3  your code raised an error (cell 20)" in exercise_line(output, "count_parameters")
     text = block(output, "count_parameters")
-    assert "cell 21 raised ImportError: cannot import name 'sumary' from 'torchinfo'" in text
+    assert "cell 20 raised ImportError: cannot import name 'sumary' from 'torchinfo'" in text
     assert "so `count_parameters` was never defined. Fix that error first." in text
 
 
 @pytest.mark.slow
 def test_an_exception_in_the_learners_code_names_cell_exercise_and_error_and_the_rest_goes_on(mixed):
     report, output = mixed
-    assert "0/3  your code raised an error (cell 27)" in exercise_line(output, "load_manual_weights")
+    assert "0/3  your code raised an error (cell 34)" in exercise_line(output, "load_manual_weights")
     assert ("your code raised AttributeError: 'Linear' object has no attribute 'weights' "
             "(in `load_manual_weights`, at `model.linear.weights.copy_(W.T)`)") in block(output, "load_manual_weights")
     assert [e.exercise for e in report.exercises] == registry.exercises(NB), "every exercise gets a verdict"
     problems = flat(output.split("Problems while running the notebook:")[1])
-    assert "! cell 31 (\"with skip_if_unfinished():\") raised AttributeError" in problems
-    assert "cell 16" not in problems and "cell 21 " not in problems, "an exercise's own cell is reported with it"
+    assert "! cell 38 (\"with skip_if_unfinished():\") raised AttributeError" in problems
+    assert "cell 15" not in problems and "cell 20 " not in problems, "an exercise's own cell is reported with it"
 
 
 def assert_verdicts_are_nbgraders(report, output):
@@ -269,14 +294,14 @@ def assert_verdicts_are_nbgraders(report, output):
 def test_the_per_cell_verdicts_are_nbgraders_determine_grade_on_the_executed_cells(mixed):
     report, output = mixed
     assert_verdicts_are_nbgraders(report, output)
-    assert (report.score, report.max_score) == (4, 15)
+    assert (report.score, report.max_score) == (10, 21)
 
 
 @pytest.mark.slow
 def test_a_complete_notebook_passes_with_exit_status_0(tmp_path):
     status, output, _ = check(solution_path(NB))
     assert status == 0, output
-    assert output.startswith(f"{NB}: 15 of 15 points")
+    assert output.startswith(f"{NB}: 21 of 21 points")
     assert output.rstrip().endswith("Everything passes.")
     assert all(exercise_line(output, e).lstrip().startswith("✔") for e in registry.exercises(NB))
 
@@ -287,7 +312,7 @@ def test_bad_files_do_not_stop_the_good_one_after_them(tmp_path):
     status, output, reports = check(tmp_path / "empty.ipynb", release_path(NB))
     assert status == 1
     assert f"✘ {tmp_path / 'empty.ipynb'}: the file is empty." in flat(output)
-    assert f"{NB}: 0 of 15 points" in output
+    assert f"{NB}: 0 of 21 points" in output
     assert all("not written yet" in exercise_line(output, e) for e in registry.exercises(NB))
 
 
@@ -301,7 +326,7 @@ while n < 3:
     path = planted(NB, tmp_path, count_parameters=looping)
     status, output, _ = check("--timeout", 15, path)
     assert status == 1, "a cell that had to be stopped is a problem to fix"
-    assert ("! cell 21 (exercise count_parameters) ran longer than 15 s and was stopped; the run went on with "
+    assert ("! cell 20 (exercise count_parameters) ran longer than 15 s and was stopped; the run went on with "
             "the next cell") in flat(output)
     assert all(exercise_line(output, e).lstrip().startswith("✔") for e in registry.exercises(NB))
 
@@ -311,12 +336,12 @@ def test_a_dead_kernel_is_reported_and_the_verdicts_before_it_are_kept(tmp_path)
     path = planted(NB, tmp_path, count_parameters=SOLVED_COUNT + "\nimport os\nos._exit(1)\n")
     status, output, [report] = check(path)
     assert status == 1
-    assert ("! the kernel (the Python process that runs the notebook) died while running cell 21 (exercise "
+    assert ("! the kernel (the Python process that runs the notebook) died while running cell 20 (exercise "
             "count_parameters); the cells after it did not run") in flat(output)
     assert exercise_line(output, "SimpleModel").lstrip().startswith("✔")
     assert exercise_line(output, "ManualLogisticModule").lstrip().startswith("✔")
     for exercise in ("count_parameters", "load_manual_weights"):
         assert " 0/3  not run (cell " in exercise_line(output, exercise)
-        assert "the kernel died earlier, in cell 21 (exercise count_parameters)" in block(output, exercise)
+        assert "the kernel died earlier, in cell 20 (exercise count_parameters)" in block(output, exercise)
     assert report.score == 6
     assert_verdicts_are_nbgraders(report, output)
