@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from autograder.checks._probes import backward_through
+from autograder.checks._modules import build
+from autograder.checks._probes import backward_through, call_with_data_sealed, outputs_of
 from autograder.checks._support import biggest_gap, blame, failure_of, is_close, shape_text
 from autograder.data import load_digits
-from autograder.learner import cpu_time, is_class, is_instance, is_remote, is_subclass, probe, type_name
+from autograder.learner import cpu_time, is_instance, is_remote, probe, type_name
 from autograder.registry import Checks
 from autograder.results import CheckFailure, expect, fail
 
@@ -56,16 +57,6 @@ def _images(num_samples: int, seed: int) -> torch.Tensor:
 
 
 # --- probes: they run where the learner's code runs, and report ------------------------------
-
-
-def logits_of(model, inputs):
-    """A probe: ``model(inputs)`` without a graph, the inputs on the device of the model's first parameter or
-    buffer (a learner's model may live on a GPU), the outputs back on the CPU. The mode is the caller's."""
-    tensors = [*model.parameters(), *model.buffers()] if isinstance(model, nn.Module) else []
-    device = tensors[0].device if tensors else torch.device("cpu")
-    with torch.no_grad():
-        out = model(inputs.to(device))
-    return out.cpu() if isinstance(out, torch.Tensor) else out
 
 
 def layers_of(model) -> list[dict]:
@@ -159,7 +150,7 @@ def without_convolutions(model, inputs):
     whose every nn.Conv2d is switched off (weights and biases zero), and how many convolutions it has."""
     import copy
 
-    before = logits_of(model, inputs)
+    before = outputs_of(model, inputs)
     muted = copy.deepcopy(model)
     convolutions = [m for m in muted.modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
@@ -167,7 +158,7 @@ def without_convolutions(model, inputs):
             conv.weight.zero_()
             if conv.bias is not None:
                 conv.bias.zero_()
-    return before, logits_of(muted, inputs), len(convolutions)
+    return before, outputs_of(muted, inputs), len(convolutions)
 
 
 def cross_entropy_of(model, inputs, targets):
@@ -193,28 +184,17 @@ def named_gradients(model) -> list[tuple[str, bool, object]]:
 
 def _cnn(DigitsCNN, seed: int):
     """A fresh DigitsCNN, built where the learner's code runs, its random state seeded."""
-    if not is_class(DigitsCNN):
-        fail(f"`DigitsCNN` should be a class (an nn.Module subclass); it is {_what(DigitsCNN)}.", "not_a_class")
-    if not is_subclass(DigitsCNN, nn.Module):
-        fail("`DigitsCNN` should subclass nn.Module: `class DigitsCNN(nn.Module):`.", "not_a_module")
-    probe(torch.random.manual_seed, seed)
-    try:
-        return DigitsCNN()
-    except AttributeError as exc:
-        if "before Module.__init__() call" in str(exc):
-            fail("`DigitsCNN.__init__` assigns a layer before calling `super().__init__()`: nn.Module must set up "
-                 "its registries first.", "missing_super_init", fix="make `super().__init__()` the first line")
-        raise
+    return build(DigitsCNN, what="DigitsCNN", seed=seed)
 
 
 def _logits(model, images: torch.Tensor, what: str = "DigitsCNN") -> torch.Tensor:
     """model(images) for (N, 1, 8, 8) images, or a diagnosis of why the model cannot take them."""
     num_samples = images.shape[0]
     try:
-        out = probe(logits_of, model, images)
+        out = probe(outputs_of, model, images)
     except RuntimeError as exc:
         try:
-            probe(logits_of, model, images.reshape(num_samples, 64))
+            probe(outputs_of, model, images.reshape(num_samples, 64))
         except Exception:
             raise exc from None
         fail(f"{what} raised `{str(exc)[:200]}` on images of shape {shape_text(images.shape)}, yet accepts flat rows "
@@ -806,20 +786,11 @@ def lays_each_row_of_pixels_out_row_by_row(to_images, num_samples=5, size=8, see
 # accuracy              reaches_the_target_within_the_budgets; instructor: ..._on_the_graders_digits
 # cpu_budget            reaches_the_target_within_the_budgets
 # given_data_only       reaches_the_target_within_the_budgets (the data sets cannot be loaded meanwhile);
-#                       instructor: other digits, mirrored, fewer of them, the classes renamed
+#                       instructor: another split, mirrored, the classes renamed
 
 CHALLENGE_NUMBERS = 2_000
 CHALLENGE_ACCURACY = 0.95
 CHALLENGE_CPU_SECONDS = 10.0
-
-
-def trained_with_data_sealed(function, images, labels):
-    """A probe: ``function(images, labels)`` while the course's data sets cannot be loaded (a challenge trains on
-    the samples it is handed; see ``_support.data_sealed``): what it returned, or the failure that says it tried."""
-    from autograder.checks._support import data_sealed
-
-    with data_sealed(function, "train_small_cnn"):
-        return function(images, labels)
 
 
 def visible_split(seed: int = 0, val_fraction: float = 0.2):
@@ -837,7 +808,7 @@ def challenge_outcome(train_small_cnn, images, labels, held_images, held_labels,
     and measure it in eval mode on (held_images, held_labels)."""
     probe(torch.set_num_threads, 1)
     started = cpu_time()
-    model = probe(trained_with_data_sealed, train_small_cnn, images, labels)
+    model = probe(call_with_data_sealed, "train_small_cnn", train_small_cnn, images, labels)
     seconds = cpu_time() - started
     if not is_instance(model, nn.Module):
         fail(f"train_small_cnn should return the trained model, an nn.Module; it returned {_what(model)}.",
