@@ -17,10 +17,11 @@ from autograder.results import expect, fail
 checks = Checks("09_capstone", instructor=True)
 public = importlib.import_module("autograder.checks.09_capstone")
 
-# The grader's digits are unlike the notebook's: mirrored left to right, their classes named otherwise, and
-# fewer of them to train on (another split, with a larger part held out).
+# The grader's digits are unlike the notebook's: another split, mirrored left to right, their classes named
+# otherwise. As many to train on as the visible test: the hidden test is there to find a design that knows the
+# notebook's digits, not to ask for a better one (with a larger part held out, the hints' design fell to 94.9%).
 GRADER_SEED = 80_413
-GRADER_VAL_FRACTION = 0.35
+GRADER_VAL_FRACTION = 0.2
 GRADER_NAMES = torch.tensor([4, 9, 1, 7, 0, 6, 2, 8, 5, 3])
 
 
