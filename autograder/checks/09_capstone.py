@@ -357,7 +357,8 @@ def answers_with_a_count_and_a_shape(conv_prediction):
 #
 # rule                  check
 # returns               returns_a_DigitsCNN_and_one_history_entry_per_epoch
-# images                returns_... (images of the wrong shape), reaches_95_percent_... (transposed images)
+# images                returns_... (images of the wrong shape); the_history_..., reaches_95_percent_...
+#                       (transposed images)
 # seeded                same_seed_same_model_other_seed_other_model
 # training_split_only   validation_labels_never_reach_the_model
 # accuracy              reaches_95_percent_validation_accuracy_in_20_epochs (hidden: another seed)
@@ -518,16 +519,28 @@ def _validation_accuracy(model, make_loaders, seed: int, transposed: bool = Fals
     return float((logits.argmax(dim=1) == labels[held]).float().mean())
 
 
-@checks.of("train_digits", rule="history_matches")
+def _expect_not_transposed(model, make_loaders, seed: int, accuracy: float, than: float) -> None:
+    """A model that recognises the validation digits transposed (and ``than`` of them or more), far better than
+    as they are, was trained on transposed digits."""
+    transposed = _validation_accuracy(model, make_loaders, seed, transposed=True)
+    if transposed >= than and transposed > accuracy + 0.1:
+        fail(f"the trained model recognises {accuracy:.1%} of the validation images, but {transposed:.1%} of the same "
+             "images transposed: it was trained on digits with rows and columns swapped.", "wrong_reshape",
+             fix="reshape each row of 64 pixels row by row: X.reshape(-1, 1, 8, 8), without transposing")
+
+
+@checks.of("train_digits", rule=("history_matches", "images"))
 def the_history_describes_the_returned_model(train_digits, DigitsCNN, make_loaders, epochs=3, seed=0):
     model, history = _train(train_digits, DigitsCNN, epochs, seed)
     accuracy = _validation_accuracy(model, make_loaders, seed)
     reported = history["val_acc"][-1]
-    expect(abs(reported - accuracy) <= 0.02,
-           f"the history's final val_acc is {reported:.3f}, but the returned model classifies {accuracy:.1%} of the "
-           f"validation split correctly (train_digits(epochs={epochs}, seed={seed})): the history does not describe "
-           "the model that was returned.", "history_mismatch",
-           fix="return the model that fit trained, and the history fit returned for it")
+    if abs(reported - accuracy) <= 0.02:
+        return
+    _expect_not_transposed(model, make_loaders, seed, accuracy, than=reported - 0.05)
+    fail(f"the history's final val_acc is {reported:.3f}, but the returned model classifies {accuracy:.1%} of the "
+         f"validation split correctly (train_digits(epochs={epochs}, seed={seed})): the history does not describe "
+         "the model that was returned.", "history_mismatch",
+         fix="return the model that fit trained, and the history fit returned for it")
 
 
 TARGET_ACCURACY = 0.95
@@ -539,11 +552,7 @@ def reaches_95_percent_validation_accuracy_in_20_epochs(train_digits, DigitsCNN,
     accuracy = _validation_accuracy(model, make_loaders, seed)
     if accuracy >= TARGET_ACCURACY:
         return
-    transposed = _validation_accuracy(model, make_loaders, seed, transposed=True)
-    if transposed >= TARGET_ACCURACY and transposed > accuracy + 0.1:
-        fail(f"the trained model recognises {accuracy:.1%} of the validation images, but {transposed:.1%} of the same "
-             "images transposed: it was trained on digits with rows and columns swapped.", "wrong_reshape",
-             fix="reshape each row of 64 pixels row by row: X.reshape(-1, 1, 8, 8), without transposing")
+    _expect_not_transposed(model, make_loaders, seed, accuracy, than=TARGET_ACCURACY)
     found = (f"after 20 epochs the model classifies {accuracy:.1%} of the validation split of make_loaders(..., "
              f"seed={seed}) correctly; expected at least {TARGET_ACCURACY:.0%}")
     _blame_DigitsCNN(DigitsCNN, found)
@@ -730,6 +739,8 @@ def _as_images(to_images, X: torch.Tensor, size: int) -> torch.Tensor:
     else:
         try:
             out = to_images(X, size=size)
+        except NotImplementedError:
+            raise  # not written yet (a RuntimeError too)
         except RuntimeError as exc:
             fail(f"to_images(X, size={size}) for X of shape {shape_text(X.shape)} raised `{str(exc)[:160]}`: it lays "
                  f"the rows out as images of another size than the {size} x {size} it is asked for.", "wrong_shape",
