@@ -17,6 +17,8 @@ has stepped, torch.manual_seed is a wrapper of torch._dynamo's, which cannot be 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -553,11 +555,16 @@ def reaches_95_percent_validation_accuracy_in_20_epochs(train_digits, DigitsCNN,
     if accuracy >= TARGET_ACCURACY:
         return
     _expect_not_transposed(model, make_loaders, seed, accuracy, than=TARGET_ACCURACY)
-    found = (f"after 20 epochs the model classifies {accuracy:.1%} of the validation split of make_loaders(..., "
-             f"seed={seed}) correctly; expected at least {TARGET_ACCURACY:.0%}")
+    count = len(_validation_indices(make_loaders, seed))
+    # counts, not rounded percentages: 94.99% would print as the 95.0% it falls short of
+    found = (f"after 20 epochs the model classifies {round(accuracy * count)} of the {count} digits of the validation "
+             f"split of make_loaders(..., seed={seed}) correctly ({accuracy:.2%}); expected at least "
+             f"{math.ceil(TARGET_ACCURACY * count - 1e-9)} ({TARGET_ACCURACY:.0%})")
     _blame_DigitsCNN(DigitsCNN, found)
-    fail(f"{found}. The learning rate, the optimizer or the batch size leave the model short of the target.",
-         "low_accuracy", fix="Adam with lr=0.01 and batches of 128 get there in a few seconds")
+    fail(f"{found}. The DigitsCNN design, the learning rate, the optimizer or the batch size leave the model short of "
+         "the target; a design and settings that reach it with a margin on one seed reach it on others too.",
+         "low_accuracy", fix="the design of DigitsCNN's hints with Adam, lr=0.01 and batches of 128 gets there in a "
+                             "few seconds")
 
 
 # --- confusion_matrix ---------------------------------------------------------------------
