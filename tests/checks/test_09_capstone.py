@@ -80,6 +80,12 @@ def test_a_broken_DigitsCNN_is_named_when_train_digits_fails():
     assert "DigitsCNN" in result.message
 
 
+def test_a_model_short_of_the_target_is_told_in_counts_not_a_rounded_percentage():
+    result = assert_caught("train_digits", with_case("train_digits", "a learning rate far too small"), "low_accuracy")
+    assert "of the 359 digits" in result.message and "expected at least 342 (95%)" in result.message
+    assert "DigitsCNN design" in result.message and "lr=0.01" not in result.message
+
+
 def confusion_by_softmax_threshold(model, loader, num_classes=10):
     """Right on the public checks' model (one class far ahead), wrong on a real network: the first class whose
     probability is above 0.3, else class 0."""
