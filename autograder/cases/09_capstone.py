@@ -45,9 +45,9 @@ _CONV_BLOCKS = '''
 class DigitsCNN(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
-        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
-        self.fc = nn.Linear(16 * 2 * 2, 10)
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc = nn.Linear(32 * 2 * 2, 10)
 
     def features(self, x):
         x = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
@@ -138,8 +138,8 @@ class DigitsCNN(nn.Module):
         return self.fc(self.features(x).detach().flatten(1))
 '''),
     Mistake("DigitsCNN", "end_to_end", "detached", name="a layer never used", code=_CONV_BLOCKS.replace(
-        "        self.fc = nn.Linear(16 * 2 * 2, 10)\n",
-        "        self.fc = nn.Linear(16 * 2 * 2, 10)\n        self.extra = nn.Linear(10, 10)\n") + '''
+        "        self.fc = nn.Linear(32 * 2 * 2, 10)\n",
+        "        self.fc = nn.Linear(32 * 2 * 2, 10)\n        self.extra = nn.Linear(10, 10)\n") + '''
     def forward(self, x):
         return self.fc(self.features(x).flatten(1))
 '''),
@@ -149,13 +149,13 @@ class DigitsCNN(nn.Module):
 '''),
     Alternative("DigitsCNN", "batch norm, no padding, nn.Flatten", _sequential(
         "nn.Conv2d(1, 12, 3), nn.BatchNorm2d(12), nn.ReLU(), nn.Flatten(), nn.Linear(12 * 6 * 6, 10)")),
-    Alternative("DigitsCNN", "global average pooling and a view with the batch size", '''
+    Alternative("DigitsCNN", "adaptive average pooling and a view with the batch size", '''
 class DigitsCNN(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Dropout2d(0.1),
-                                      nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
-        self.head = nn.Linear(32, 10)
+        self.features = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2))
+        self.head = nn.Linear(32 * 2 * 2, 10)
 
     def forward(self, x):
         x = self.features(x)
