@@ -241,7 +241,7 @@ def test_honest_work_that_trains_and_plots_is_never_flagged(tmp_path):
     by_kind = {kind: student for student, kind in students.items()}
     graded = {s.student: s for s in result.students}
     assert [s.tamper for s in result.students] == [[], []]
-    assert graded[by_kind["correct"]].score == graded[by_kind["correct"]].max_score == 14
+    assert graded[by_kind["correct"]].score == graded[by_kind["correct"]].max_score > 0
 
 
 # --- grading on a Dask cluster (autograder/grading/cluster.py) --------------------------------------
