@@ -250,9 +250,9 @@ make lab     # open the course in JupyterLab
 make check   # check your notebooks, exercise by exercise
 ```
 
-Either command first copies the notebooks into `my-work/` (only those you do
-not have yet: your copies are never overwritten); `make lab` then opens
-JupyterLab there. Work in those copies:
+`make lab`, and `make check` without `NB=`, first copy the notebooks into
+`my-work/` (only those you do not have yet: your copies are never
+overwritten); `make lab` then opens JupyterLab there. Work in those copies:
 
 {listing}
 
