@@ -122,8 +122,11 @@ def _grade(args: argparse.Namespace) -> int:
     except GradingError as error:
         print(f"autograder grade: {error}", file=sys.stderr)
         return 2
-    from autograder.grading.report import summary
+    from autograder.grading.report import journal_text, summary
 
+    if args.explain:
+        for student in result.students:
+            print(journal_text(args.assignment, student))
     print(summary(result))
     return 0
 
@@ -233,6 +236,10 @@ def _add_instructor_commands(commands) -> None:
     grade.add_argument("--memory-limit", default="4G", metavar="SIZE",
                        help="address space each notebook's kernel may use, e.g. 4G or 512M; 0 for no limit (default 4G)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.add_argument("--explain", action="store_true",
+                       help="print, for each student graded, why they got their score: every check the judge ran, "
+                            "cell by cell, with its verdict, and what the guard saw (always written to "
+                            "exports/ASSIGNMENT/explain/ID.txt)")
     grade.add_argument("--cold-kernels", action="store_true",
                        help="start every kernel from scratch instead of forking a warm one (slower; for comparison)")
     grade.add_argument("--no-sandbox", action="store_true",

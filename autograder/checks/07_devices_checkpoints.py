@@ -204,7 +204,7 @@ def _batch(seed: int, depth: int):
 def _layout(obj, path: str = "batch", found: dict | None = None) -> dict:
     """Every node of a nested batch by its place (``batch[2][0]['pair']``): the object's id and what it is."""
     found = {} if found is None else found
-    if isinstance(obj, torch.Tensor):
+    if torch.is_tensor(obj):
         found[path] = (id(obj), "tensor", str(obj.device))
     elif type(obj) is dict:
         found[path] = (id(obj), "dict", list(obj))

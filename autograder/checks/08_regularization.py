@@ -812,9 +812,10 @@ def drops_nothing_in_eval_mode(DeepDropoutMLP, num_features=6, width=16, hidden_
            "submodules of the model.", "dropout_in_eval",
            fix="hold the dropout layers in an nn.ModuleList (or use F.dropout with training=self.training)")
     expected = x  # the network without any dropout: Linear and ReLU in turn, the last Linear alone
-    for i in range(len(sizes) - 1):
-        expected = F.linear(expected, state[f"layers.{i}.weight"], state[f"layers.{i}.bias"])
-        expected = F.relu(expected) if i < len(sizes) - 2 else expected
+    last = len(sizes) - 2
+    for layer in range(last + 1):
+        expected = F.linear(expected, state[f"layers.{layer}.weight"], state[f"layers.{layer}.bias"])
+        expected = F.relu(expected) if layer < last else expected
     expect(is_close(out, expected, atol=1e-5),
            f"in eval mode the output differs by up to {biggest_gap(out, expected):.3g} from the network without "
            "dropout: at prediction time every unit takes part, unscaled.", "wrong_eval_output")

@@ -116,8 +116,11 @@ def _class_changes(label: str, cls: type, attributes: dict, restore: bool) -> li
     return found
 
 
-# Class attributes PyTorch itself adds after import (a compiled module's call, autograd's caches).
-_TORCH_ADDS = frozenset({"_compiled_call_impl", "__annotations__", "__abstractmethods__", "_abc_impl"})
+# Class attributes Python and PyTorch add themselves after import: a compiled module's call, the abc
+# caches, and copyreg's __slotnames__, cached on a class the first time one of its objects is pickled
+# (torch.save of a tensor or a whole model does it: 07's checkpoints, which is not tampering).
+_TORCH_ADDS = frozenset({"_compiled_call_impl", "__annotations__", "__abstractmethods__", "_abc_impl",
+                         "__slotnames__"})
 
 
 def _autograder_changes(snapshot: dict, restore: bool) -> list[str]:

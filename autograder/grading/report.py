@@ -63,7 +63,26 @@ def write_exports(course, assignment: str, out: Path, everyone: dict[str, Submis
                 "read and write what they can, and reach the network.")
         text = text.replace("\n\n", f"\n\n{note}\n\n", 1)
     files["report"].write_text(text, encoding="utf-8")
+    files["explain"] = out / "explain"
+    files["explain"].mkdir(exist_ok=True)
+    for student in students:
+        journal_path(out, student.student).write_text(journal_text(assignment, student), encoding="utf-8")
     return files
+
+
+def journal_path(out: Path, student: str) -> Path:
+    return out / "explain" / f"{student}.txt"
+
+
+def journal_text(assignment: str, result: SubmissionResult) -> str:
+    """Why a student got their score, cell by cell: every check the judge ran with its verdict and time,
+    and what the guard saw; then the faults, the tampering evidence and the notes."""
+    lines = [f"{assignment}, {result.student}: {result.score:g} / {result.max_score:g} ({result.status})", ""]
+    lines += result.journal or ["(no test cell was judged: the notebook did not run)"]
+    for title, items in (("faults", result.faults), ("tampering", result.tamper), ("notes", result.notes)):
+        if items:
+            lines += ["", f"{title}:"] + [f"- {item}" for item in items]
+    return "\n".join(lines) + "\n"
 
 
 def markdown(assignment: str, students: list, course) -> str:

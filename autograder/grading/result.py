@@ -13,9 +13,9 @@ from enum import StrEnum
 
 from autograder.verdicts import ExerciseVerdict, Status
 
-# 3: one result model (exercises as verdicts, the status an enum); 2: "reasons" became "faults".
+# 4: the journal; 3: one result model (exercises as verdicts, the status an enum); 2: "reasons" became "faults".
 # A state file of another version is not read: its student is graded again.
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 
 class SubmissionStatus(StrEnum):
@@ -37,6 +37,7 @@ class SubmissionResult:
     feedback: str = ""  # the feedback file, "" when none was written
     seconds: float = 0.0  # wall time of this student's grading, kernel included
     kernel_seconds: float = 0.0  # of which the notebook ran in its kernel
+    journal: list[str] = field(default_factory=list)  # cell by cell, what the judge and the guard decided
     fingerprint: str = ""  # of the student's files (the pipeline sets it)
     source: str = ""  # of the assignment, the autograder's code and the settings (the pipeline sets it)
     state_version: int = STATE_VERSION

@@ -250,7 +250,7 @@ BUILDERS = {
     "kill_parent": _after_tests(False, "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)  # whoever "
                                        "started this kernel\ntime.sleep(3)\n"),
     "tamper_check": _before_first("import autograder\nautograder.check = lambda *args, **kwargs: None  # every "
-                                  "test passes?\n"),
+                                  "test passes?\nautograder.check.hidden = autograder.check\n"),
     "tamper_registry": _before_first("from autograder import registry\nregistry._load_all()\nfor group in "
                                      "registry._NOTEBOOKS.values():\n    for found in group.by_exercise.values():\n"
                                      "        found.clear()  # no checks, no failures?\n"),

@@ -145,7 +145,7 @@ class SubmissionGrader:
         status = SubmissionStatus.NOT_GRADED if collected.placeholder else SubmissionStatus.GRADED
         return SubmissionResult(student, score, max_score, status, faults, notes, tamper,
                                 judge_exercises(name, cells, executed, log.records), feedback_file,
-                                kernel_seconds=log.seconds)
+                                kernel_seconds=log.seconds, journal=list(log.journal))
 
     def feedback_for(self, student: str) -> tuple[str, str]:
         """Write the student's feedback with nbgrader (the caller holds the lock): its path or "", and

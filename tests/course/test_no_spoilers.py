@@ -4,6 +4,9 @@ A student sees the whole release at once, and the notebooks in order: so no code
 up to and including the notebook of an exercise, may hold most of that exercise's answer (the
 instructor's solution region), except the exercise's own answer cell and the hints of its own statement
 (whose last step is near-code by design). Notebooks after it may: by then the learner has written it.
+A repair's given code (a cell ``<name>_as_given`` that defines the exercise's function or class, with
+its bug) shares most lines with the answer by design: for a repair, the answer is the lines the
+repair changes or adds.
 """
 
 import re
@@ -26,16 +29,31 @@ def _flat(line: str) -> str:
     return re.sub(r"\s+", "", line.split("#", 1)[0])
 
 
+def given_code(cells) -> dict[str, str]:
+    """exercise -> the code a repair gives with its bug (a cell named ``..._as_given`` defining it)."""
+    given = {}
+    for cell in cells:
+        if cell.cell_type == "code" and (grade_id(cell) or "").endswith("_as_given"):
+            for name in re.findall(r"^(?:def|class)\s+(\w+)", cell.source, re.M):
+                given[name] = cell.source
+    return given
+
+
 def answers() -> dict[str, tuple[str, list[str]]]:
-    """exercise -> (its notebook, the significant lines of the instructor's solution region)."""
+    """exercise -> (its notebook, the significant lines of the instructor's solution region; for a repair,
+    only those its given code lacks)."""
     found = {}
     for notebook in NOTEBOOKS:
-        for cell in nbformat.read(solution_path(notebook), as_version=4).cells:
+        cells = nbformat.read(solution_path(notebook), as_version=4).cells
+        given = given_code(cells)
+        for cell in cells:
             if not (is_solution_cell(cell) and cell.cell_type == "code" and _MARKERS[0] in cell.source):
                 continue
             region = cell.source.split(_MARKERS[0], 1)[1].split(_MARKERS[1], 1)[0]
+            as_given = {_flat(line) for line in given.get(grade_id(cell), "").splitlines()}
             lines = list(dict.fromkeys(flat for flat in map(_flat, region.splitlines())
-                                       if len(flat) >= MIN_LENGTH and flat not in BOILERPLATE))
+                                       if len(flat) >= MIN_LENGTH and flat not in BOILERPLATE
+                                       and flat not in as_given))
             found[grade_id(cell)] = (notebook, lines)
     return found
 
@@ -70,6 +88,14 @@ def test_no_answer_is_shown_before_it_is_due(notebook):
             if len(hits) >= 2 and len(hits) * 2 >= len(lines):
                 spoilers.append(f"{where} shows {len(hits)} of the {len(lines)} lines of {home}'s `{exercise}`")
     assert not spoilers, "\n".join(spoilers)
+
+
+def test_a_repairs_answer_is_what_it_changes():
+    """07's repair: the given loop keeps a reference to the live weights; what is checked for spoilers is
+    the fix alone, not the lines the given code already shows."""
+    notebook, lines = answers()["train_keeping_the_best"]
+    given = given_code(nbformat.read(solution_path(notebook), as_version=4).cells)["train_keeping_the_best"]
+    assert lines and not {_flat(line) for line in given.splitlines()} & set(lines)
 
 
 def test_the_answers_are_found():

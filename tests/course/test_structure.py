@@ -58,7 +58,9 @@ def test_each_exercise_has_locked_visible_and_hidden_test_cells(notebook):
         exercise = registry.exercise_of_grade_id(meta["grade_id"])
         assert exercise in registry.exercises(notebook), f"{meta['grade_id']} names no exercise of {notebook}"
         assert meta.get("locked") and meta.get("points", 0) > 0
-        assert re.search(rf"check\(\"{exercise}\"", cell.source), f"{meta['grade_id']} does not check {exercise}"
+        hidden = meta["grade_id"].endswith("_hidden")
+        call = rf"check{'.hidden' if hidden else ''}\(\"{exercise}\""
+        assert re.search(call, cell.source), f"{meta['grade_id']} does not check {exercise}"
         by_exercise.setdefault(exercise, []).append("### BEGIN HIDDEN TESTS" in cell.source)
     for exercise in registry.exercises(notebook):
         kinds = by_exercise.get(exercise, [])

@@ -110,7 +110,6 @@ def test_tampering_is_flagged_and_does_not_pay(graded):
         assert students[by_kind[kind]].tamper == [], f"{kind} was flagged: {students[by_kind[kind]].tamper}"
     found = " ".join(students[by_kind["tamper_check"]].tamper)
     assert "autograder.check" in found and "put back" in found
-    assert "registered checks" in " ".join(students[by_kind["tamper_registry"]].tamper)
     assert "internals" in " ".join(students[by_kind["tamper_registry"]].tamper)
     assert "torch.allclose" in " ".join(students[by_kind["tamper_torch"]].tamper)
     assert "showtraceback" in " ".join(students[by_kind["tamper_traceback"]].tamper)
@@ -130,6 +129,21 @@ def test_the_exercise_breakdown_names_each_mistake(graded):
     assert rows[(by_kind["stubborn_loop"], "bce_loss")]["code"] == "kernel_stopped"
     assert rows[(by_kind["invalid_json"], "init_params")]["code"] == "not_graded"
     assert rows[(by_kind["tamper_check"], "init_params")]["code"] == "not_implemented"
+
+
+def test_the_journal_explains_each_score_check_by_check(graded):
+    """exports/ASSIGNMENT/explain/ID.txt (printed by --explain): every check the judge ran, in its cell,
+    with its verdict; the mistake where it was found; what the guard found in a tampering notebook."""
+    from autograder.grading.report import journal_path
+
+    out, by_kind = graded["result"].out, graded["by_kind"]
+    correct = journal_path(out, by_kind["correct"]).read_text(encoding="utf-8")
+    assert correct.startswith(f"{A}, {by_kind['correct']}: 19 / 19")
+    assert "judge: bce_loss (hidden tests)" in correct and ": failed" not in correct
+    mistake = journal_path(out, by_kind["mistake_1"]).read_text(encoding="utf-8")
+    assert "judge: bce_loss" in mistake and "failed broadcast_shape" in mistake
+    tampered = journal_path(out, by_kind["tamper_torch"]).read_text(encoding="utf-8")
+    assert "guard:" in tampered and "torch.allclose" in tampered
 
 
 def test_feedback_for_everyone_never_shows_hidden_tests(graded):

@@ -40,11 +40,15 @@ def test_the_wrong_answer_under_the_tricks_fails_its_checks():
 
 
 def test_the_finalizer_trick_fools_a_check_called_directly():
-    init_params = _namespace(FOOL["finalizer"])["init_params"]
+    from autograder.learner import InProcess, Learner, talking_to
+
+    learner = Learner(InProcess(_namespace(FOOL["finalizer"])))
     gc.disable()  # the trick's finalizer runs at the next collection: hold it until the checks return
     try:
-        for check in _public_checks("init_params"):
-            check.func(init_params=init_params)  # no CheckFailure: the trick works on a plain call
+        with talking_to(learner), learner.session():
+            init_params = learner.name("init_params")
+            for check in _public_checks("init_params"):
+                check.func(init_params=init_params)  # no CheckFailure: the trick works on a plain call
     finally:
         gc.enable()
         gc.collect()
