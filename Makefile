@@ -6,7 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-PYTEST_ARGS ?=
+# Two workers (pytest-xdist), each file on one of them: a file's module fixtures (a graded class,
+# a cluster) are built once. PYTEST_ARGS="-n 0" runs everything in this process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 LAB_ARGS ?=
 # Tools that nbgrader calls by name (alembic) must come from the venv.
 export PATH := $(abspath $(BIN)):$(PATH)

@@ -295,10 +295,12 @@ class _FirstCall:
         self.__signature__ = inspect.signature(answer)
 
     def __call__(self, *args, **kwargs):
-        given = _copied((args, kwargs))
+        import torch
+
+        given, rng = _copied((args, kwargs)), torch.random.get_rng_state()
         result = self.answer(*args, **kwargs)
         if self.seen is None:
-            self.seen = (given, result, _copied((args, kwargs)))
+            self.seen = (given, result, _copied((args, kwargs)), rng)
         return result
 
 
@@ -315,17 +317,26 @@ _UNCOPYABLE = object()
 
 
 def _same(a, b) -> bool:
-    """Whether two plain results agree (tensors within float tolerance); False for anything else."""
+    """Whether two results agree (tensors within float tolerance, modules and optimizers by their
+    state); False for anything else."""
     import torch
 
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
-                and a.dtype == b.dtype and bool(torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-6,
-                                                               equal_nan=True)))
+        try:
+            return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                    and a.dtype == b.dtype and a.device == b.device
+                    and bool(torch.allclose(a.detach().double(), b.detach().double(), rtol=1e-4, atol=1e-6,
+                                            equal_nan=True)))
+        except Exception:  # a tensor without data (meta), or one of a kind allclose refuses
+            return False
+    if isinstance(a, (torch.nn.Module, torch.optim.Optimizer)):
+        return type(a) is type(b) and _same(a.state_dict(), b.state_dict())
+    if isinstance(a, torch.utils.data.DataLoader):  # batches drawn from it are what the checks compare
+        return type(a) is type(b)
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, float) and isinstance(b, float):
         return abs(a - b) <= 1e-6 + 1e-4 * abs(b)
     if a is None or isinstance(a, (bool, int, str, float, torch.device, torch.dtype)):
@@ -334,14 +345,16 @@ def _same(a, b) -> bool:
 
 
 def _plain(value) -> bool:
-    """Data :func:`_same` can compare (no model, optimizer or other object of identity)."""
+    """What :func:`_same` can compare: data, models, optimizers and loaders (not functions or objects
+    of other kinds, whose state it cannot read)."""
     import torch
 
     if isinstance(value, (tuple, list)):
         return all(_plain(v) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.device, torch.dtype))
+        return all(isinstance(k, (str, int)) and _plain(v) for k, v in value.items())
+    return value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.device, torch.dtype,
+                                               torch.nn.Module, torch.optim.Optimizer, torch.utils.data.DataLoader))
 
 
 def _could_pass(wrapper, seen) -> bool:
@@ -349,14 +362,22 @@ def _could_pass(wrapper, seen) -> bool:
     answer did (another result, or other changes to its arguments): the first check that makes that call
     would reject it, so the checks need not run. True when it does, or when the call cannot be replayed
     and compared (then the checks decide)."""
-    given, result, after = seen
+    import torch
+
+    given, result, after, rng = seen
     if given is _UNCOPYABLE or after is _UNCOPYABLE or not (_plain(given) and _plain(result)):
         return True
     args, kwargs = _copied(given)
+    if args is _UNCOPYABLE:
+        return True
+    saved = torch.random.get_rng_state()
+    torch.random.set_rng_state(rng)  # the random draws the answer met (a shuffling loader, an init)
     try:
         theirs = wrapper(*args, **kwargs)
     except BaseException:  # it cannot even be called the way the answer is
         return False
+    finally:
+        torch.random.set_rng_state(saved)
     return _same(theirs, result) and _same((args, kwargs), after)
 
 
@@ -407,6 +428,17 @@ def test_a_wrapper_that_answers_is_never_filtered_out_before_the_checks():
     first = _FirstCall(answer)
     first(torch.ones(3), 0.5)
     assert _could_pass(answer, first.seen)
+    model = torch.nn.Linear(2, 1)
+
+    def trains(model, lr):  # an answer that changes a model and draws random numbers
+        with torch.no_grad():
+            model.weight += lr * torch.randn(1, 2)
+        return float(model.weight.sum())
+
+    first_training = _FirstCall(trains)
+    first_training(model, 0.1)
+    assert _could_pass(trains, first_training.seen), "the same draws as the answer met"
+    assert not _could_pass(lambda model, lr: float(model.weight.sum()), first_training.seen), "leaves the model"
     assert _could_pass(lambda w, lr: answer(w, lr), first.seen)
     assert not _could_pass(lambda w, lr: w * 2, first.seen), "leaves w as it was"
     assert not _could_pass(lambda w, lr: answer(w, lr) + 1, first.seen), "another result"

@@ -2,9 +2,9 @@
 
 For every notebook, the instructor's solution typed into the release as a student would (each answer
 cell filled in, nothing else changed) and every correct alternative the course keeps
-(autograder/cases) are graded with `autograder grade`: confined (the default), unconfined
-(--no-sandbox) and on a Dask cluster of two workers. Each scores full marks with no fault, no note of
-trouble and nothing flagged by the guard: a false accusation is the worst bug a grader can have.
+(autograder/cases) are graded with `autograder grade`, confined (the default); the solution also
+unconfined and on a Dask cluster (test_honest_work_elsewhere.py). Each scores full marks with no fault,
+no note of trouble and nothing flagged by the guard: a false accusation is the worst bug a grader can have.
 """
 
 from __future__ import annotations
@@ -80,24 +80,3 @@ def test_the_solution_and_every_alternative_get_full_marks_confined_and_unflagge
     result = grade(tmp_path, notebook, submissions(notebook, with_alternatives=True))
     assert len(result.students) >= 2, "every notebook keeps correct alternatives"
     assert_full_marks_and_nothing_flagged(result, "confined")
-
-
-@pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_the_solution_gets_full_marks_unconfined(notebook, tmp_path):
-    result = grade(tmp_path, notebook, submissions(notebook, with_alternatives=False), sandbox=False)
-    assert_full_marks_and_nothing_flagged(result, "--no-sandbox")
-
-
-@pytest.fixture(scope="module")
-def dask_scheduler():
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
-        yield local.scheduler_address
-
-
-@CONFINED
-@pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_the_solution_gets_full_marks_on_a_cluster(notebook, tmp_path, dask_scheduler):
-    result = grade(tmp_path, notebook, submissions(notebook, with_alternatives=False), scheduler=dask_scheduler)
-    assert_full_marks_and_nothing_flagged(result, "--cluster 2")
