@@ -20,10 +20,12 @@ export JUPYTER_PREFER_ENV_PATH := 1
 
 help:
 	@echo "make lab       open the course in JupyterLab (students, self-paced learners, instructors)"
-	@echo "make check     check your notebooks in my-work/ as grading would (one notebook: make check NB=path/to/notebook.ipynb)"
+	@echo "make check     check your notebooks in my-work/ as grading would (one notebook: make check NB=path/to/notebook.ipynb;"
+	@echo "               STRICT=1: exit with an error status unless everything passes, for CI)"
 	@echo "make test      run every test of the course and its autograder"
 	@echo "make release   regenerate notebooks/ (student release) from solutions/ (instructor source)"
 	@echo "make student-pack  write dist/torchnn-student/ and .zip: the release and public checks, without answers"
+	@echo "               (ASSIGNMENTS=\"01 02\" for only some)"
 	@echo "make bench     time each solution notebook top to bottom, and the series (NOTEBOOKS=\"08 09\" for some)"
 	@echo "make grade ASSIGNMENT=02_manual_model SUBMISSIONS=path/to/class[.zip] [JOBS=N] [STUDENT=id] [FORCE=1] [NO_SANDBOX=1]"
 	@echo "               [CLUSTER=N | SCHEDULER=tcp://host:8786]"
@@ -49,14 +51,26 @@ $(INSTALLED): pyproject.toml
 # JupyterLab reads the course's own settings in jupyter-config/ (before the user's own): nbgrader's
 # pages that need an exchange are off, and nothing is fetched from the internet. The root is the
 # course directory, so formgrader finds nbgrader_config.py. LAB_ARGS adds options (e.g. --port=8890).
+# JupyterLab stops as root ("Running as root is not recommended. Use --allow-root to bypass."), after a
+# screen of log. `make lab` says so first, in one line, before installing anything, and passes
+# --allow-root only when asked (a container where root is all there is). The course's Makefile has the same.
+USER_ID ?= $(shell id -u 2>/dev/null)
+ALLOW_ROOT ?=
+ifneq ($(filter lab,$(MAKECMDGOALS)),)
+ifeq ($(USER_ID)$(ALLOW_ROOT),0)
+$(error make lab: JupyterLab will not run as root. Run make lab as your own user, or, in a container where root is all there is, as: make lab ALLOW_ROOT=1)
+endif
+endif
+
 lab: $(INSTALLED)
 	$(BIN)/autograder workspace
-	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config" $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/my-work $(LAB_ARGS)
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config" $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/my-work $(if $(ALLOW_ROOT),--allow-root) $(LAB_ARGS)
 
 # Runs your notebooks as grading does and says, per exercise, what passes and what to fix.
-# Without NB: a table of every notebook in my-work/, and my-work/progress.png and progress.html.
+# Without NB: a table of every notebook in my-work/ (set up first when missing), and my-work/progress.png
+# and progress.html. Unfinished work is a report, not an error, unless STRICT=1 (for CI).
 check: $(INSTALLED)
-	@$(BIN)/autograder check $(NB)
+	@$(BIN)/autograder check $(if $(STRICT),--strict) $(NB)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -65,8 +79,9 @@ release: $(INSTALLED)
 	$(BIN)/autograder release
 
 # Instructors of a graded class: what students get instead of this repository (README, "Teaching a class").
+# ASSIGNMENTS="01 02" releases only those (by number or name), so that a class gets each when it is assigned.
 student-pack: $(INSTALLED)
-	$(BIN)/autograder pack --to dist
+	$(BIN)/autograder pack --to dist $(if $(ASSIGNMENTS),--assignments $(ASSIGNMENTS))
 
 # Prints how long each notebook in solutions/ takes to run, as grading runs it; a measurement, not a test.
 bench: $(INSTALLED)

@@ -15,7 +15,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Patch
 
-from autograder.selfcheck import CHECKED, NotebookReport
+from autograder.selfcheck import CHECKED, NotebookReport, stakes, total_stakes
 from autograder.verdicts import Status
 
 COLOURS = {Status.PASSED: "#4caf50", Status.FAILED: "#e57373", Status.TODO: "#cfd8dc", Status.NOT_RUN: "#ffb74d"}
@@ -37,7 +37,9 @@ def draw(reports: list[NotebookReport]) -> Figure:
     ax.set_ylim(rows, 0)
     ax.axis("off")
     score, total = sum(r.score for r in reports), sum(r.max_score for r in reports)
-    fig.suptitle(f"torch.nn, step by step: {_points(score)} of {_points(total)} points", fontsize=13, y=0.97)
+    summary = (total_stakes(reports) if any(r.hidden for r in reports)
+               else f"{_points(score)} of {_points(total)} points")
+    fig.suptitle(f"torch.nn, step by step: {summary}", fontsize=13, y=0.97)
     for row, report in enumerate(reports):
         state = "" if report.state == CHECKED else f"\n{report.state}"
         ax.text(-2.3, row + 0.45, f"{report.notebook}\n{_points(report.score)}/{_points(report.max_score)}{state}",
@@ -89,12 +91,15 @@ def _section(report: NotebookReport) -> str:
     e = html.escape
     state = "" if report.state == CHECKED else f" ({e(report.state)})"
     rows = "".join(
-        f'<tr><td><code>{e(x.exercise)}</code></td><td>{_points(x.points)}/{_points(x.max_points)}</td>'
+        f'<tr><td><code>{e(x.exercise)}</code></td><td>{_points(x.points)}/{_points(x.max_points)}'
+        + (f' (+{_points(report.hidden[x.exercise])} in hidden tests)' if report.hidden.get(x.exercise) else "")
+        + '</td>'
         f'<td class="status {CSS_CLASS[_shown(x)]}">{e(LABELS[_shown(x)])}</td>'
         f'<td>{e(x.message) if report.state == CHECKED and not x.passed else ""}</td></tr>'
         for x in report.exercises)
     faults = "".join(f"<li>{e(f)}</li>" for f in report.faults)
-    return (f"<h2>{e(report.notebook)}: {_points(report.score)}/{_points(report.max_score)}{state}</h2>"
+    score = stakes(report) if report.hidden else f"{_points(report.score)}/{_points(report.max_score)}"
+    return (f"<h2>{e(report.notebook)}: {e(score)}{state}</h2>"
             + (f"<ul>{faults}</ul>" if faults else "")
             + f"<table><tr><th>exercise</th><th>points</th><th>status</th><th>what to fix</th></tr>{rows}</table>")
 

@@ -49,6 +49,9 @@ class NotebookReport:
     notes: list[str] = field(default_factory=list)  # what costs nothing: warnings
     run: NotebookRun | None = None
     withheld: bool = False  # some tests run only at grading (the student pack has no hidden tests)
+    # Per exercise, the points of the tests that run only at grading: the release keeps each hidden test
+    # cell, its code taken out but its nbgrader metadata (and so its points) intact.
+    hidden: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -57,6 +60,21 @@ class NotebookReport:
     @property
     def max_score(self) -> float:
         return sum(e.max_points for e in self.exercises)
+
+    @property
+    def hidden_score(self) -> float:
+        """The points only grading can award (0 where the hidden tests ran here)."""
+        return sum(self.hidden.values())
+
+    @property
+    def graded_max(self) -> float:
+        """What the notebook is graded out of: its public points and its hidden tests' points."""
+        return self.max_score + self.hidden_score
+
+    @property
+    def checkable(self) -> bool:
+        """The check could say something about the notebook (finished or not)."""
+        return self.state != UNREADABLE
 
     @property
     def left(self) -> list[str]:
@@ -80,7 +98,8 @@ def check_notebook(path: str | os.PathLike, timeout: int = DEFAULT_CELL_TIMEOUT,
         found = faults(notebook_run)
         # an exercise's own cell that raised is shown with that exercise
         return NotebookReport(prepared.assignment, path, CHECKED, exercise_reports(notebook_run),
-                              found.outside_exercises(), found.notes, notebook_run, withheld=_withheld(notebook_run))
+                              found.outside_exercises(), found.notes, notebook_run, withheld=_withheld(notebook_run),
+                              hidden=withheld_points(notebook_run.notebook, prepared.assignment))
     except NotebookError as error:
         return NotebookReport(path.name, path, UNREADABLE, faults=[str(error)])
     except Exception as error:  # the last guard: a learner never sees a traceback from in here
@@ -98,6 +117,21 @@ def exercise_reports(notebook_run: NotebookRun) -> list[ExerciseVerdict]:
 
 def _withheld(notebook_run: NotebookRun) -> bool:
     return any(is_withheld_test(cell) for cell in notebook_run.notebook.cells)
+
+
+def _points_by_exercise(nb, assignment: str, withheld: bool) -> dict[str, float]:
+    """The points of the notebook's test cells per exercise: the withheld ones' or the others'."""
+    points: dict[str, float] = {}
+    for cell in nb.cells:
+        if is_test_cell(cell) and is_withheld_test(cell) == withheld:
+            exercise = registry.exercise_of_grade_id(grade_id(cell), assignment)
+            points[exercise] = points.get(exercise, 0.0) + float(cell.metadata.nbgrader.get("points", 0))
+    return points
+
+
+def withheld_points(nb, assignment: str) -> dict[str, float]:
+    """Per exercise, the points of the test cells whose tests run only at grading."""
+    return {exercise: points for exercise, points in _points_by_exercise(nb, assignment, True).items() if points}
 
 
 def faults(notebook_run: NotebookRun):
@@ -129,21 +163,25 @@ def check_workspace(workspace: Path, timeout: int = DEFAULT_CELL_TIMEOUT, announ
 
 def not_started(notebook: str, path: Path, state: str, course: Course | None = None) -> NotebookReport:
     """A notebook that did not run: every exercise at zero, out of the points the course gives it."""
-    points = course_points(notebook, course)
+    nb = _course_notebook(notebook, course)
+    points = _points_by_exercise(nb, notebook, False) if nb else {}
     exercises = [ExerciseVerdict(exercise, 0.0, points.get(exercise, 0.0), TODO) for exercise in registry.exercises(notebook)]
-    return NotebookReport(notebook, path, state, exercises)
+    hidden = withheld_points(nb, notebook) if nb else {}
+    return NotebookReport(notebook, path, state, exercises, withheld=bool(hidden), hidden=hidden)
+
+
+def _course_notebook(notebook: str, course: Course | None = None):
+    """The course's own copy of the notebook (the source, or the release where there is none), or None."""
+    course = course or Course.find()
+    source = course.authoritative(notebook) if course else None
+    return read_notebook(source) if source else None
 
 
 def course_points(notebook: str, course: Course | None = None) -> dict[str, float]:
-    """The points each exercise is worth, read from the course's own copy of the notebook."""
-    course = course or Course.find()
-    source = course.authoritative(notebook) if course else None
-    points: dict[str, float] = {}
-    for cell in read_notebook(source).cells if source else []:
-        if is_test_cell(cell) and not is_withheld_test(cell):
-            exercise = registry.exercise_of_grade_id(grade_id(cell))
-            points[exercise] = points.get(exercise, 0.0) + float(cell.metadata.nbgrader.get("points", 0))
-    return points
+    """The points each exercise is worth here (its tests that run where it is checked), read from the
+    course's own copy of the notebook."""
+    nb = _course_notebook(notebook, course)
+    return _points_by_exercise(nb, notebook, False) if nb else {}
 
 
 def _untouched(path: Path, notebook: str, course: Course | None) -> bool:
@@ -186,11 +224,18 @@ def format_notebook(report: NotebookReport) -> str:
     where = f" ({report.path})" if report.path else ""
     if report.state != CHECKED:  # the fault names the file
         return "\n".join(_wrap(fault, "✘ ", "  ") for fault in report.faults or [f"{report.path}: {report.state}."])
-    lines = [f"{report.notebook}: {_points(report.score)} of {_points(report.max_score)} points{where}"]
+    lines = [f"{report.notebook}: {stakes(report) if report.hidden else _plain_score(report)}{where}"]
     width = max((len(e.exercise) for e in report.exercises), default=0)
-    for e in report.exercises:
-        lines.append(f"  {'✔' if e.passed else '✘'} {e.exercise:<{width}}  {_points(e.points):>2}/{_points(e.max_points)}"
-                     + ("" if e.passed else f"  {_verdict(e)}"))
+    scores = [f"{_points(e.points):>2}/{_points(e.max_points)}" for e in report.exercises]
+    if report.hidden:  # which exercises carry points that only grading can award, and how many
+        scores = [f"{score} public" + (f" · {_points(report.hidden[e.exercise])} more in hidden tests"
+                                       if report.hidden.get(e.exercise) else "")
+                  for score, e in zip(scores, report.exercises)]
+        score_width = max(map(len, scores), default=0)
+        scores = [score.ljust(score_width) for score in scores]
+    for e, score in zip(report.exercises, scores):
+        lines.append((f"  {'✔' if e.passed else '✘'} {e.exercise:<{width}}  {score}"
+                      + ("" if e.passed else f"  {_verdict(e)}")).rstrip())
         if e.cell_error and not e.passed and e.code != "not_defined":
             lines.append(_wrap(f"{e.cell} raised {e.cell_error}", "      "))
         if e.message:
@@ -208,6 +253,35 @@ def format_notebook(report: NotebookReport) -> str:
     if report.withheld:
         lines.append(_wrap(WITHHELD, "  "))
     return "\n".join(lines)
+
+
+def _plain_score(report: NotebookReport) -> str:
+    return f"{_points(report.score)} of {_points(report.max_score)} points"
+
+
+def stakes(report: NotebookReport) -> str:
+    """``6/12 public · 7 more in hidden tests · graded out of 19``."""
+    return _stakes_text(_stakes_numbers(report.score, report.max_score, report.hidden_score))
+
+
+def total_stakes(reports: list[NotebookReport]) -> str:
+    """The same for a series of notebooks."""
+    return _stakes_text(_total_numbers(reports))
+
+
+def _total_numbers(reports: list[NotebookReport]) -> tuple[str, str, str]:
+    return _stakes_numbers(sum(r.score for r in reports), sum(r.max_score for r in reports),
+                           sum(r.hidden_score for r in reports))
+
+
+def _stakes_numbers(score: float, public: float, hidden: float) -> tuple[str, str, str]:
+    return f"{_points(score)}/{_points(public)}", _points(hidden), _points(public + hidden)
+
+
+def _stakes_text(numbers: tuple[str, str, str], widths: tuple[int, int, int] = (0, 0, 0)) -> str:
+    """The numbers right-aligned in ``widths``, so that a column of them lines up."""
+    (score, hidden, graded), (a, b, c) = numbers, widths
+    return f"{score:>{a}} public · {hidden:>{b}} more in hidden tests · graded out of {graded:>{c}}"
 
 
 def _state_and_left(report: NotebookReport) -> tuple[str, str]:
@@ -228,12 +302,22 @@ WITHHELD = ("These are the public tests and their points. More tests run when yo
 
 
 def format_table(reports: list[NotebookReport]) -> str:
-    """One line per notebook: score, state, and what is left."""
+    """One line per notebook: score, state, and what is left. Where some tests run only at grading, the
+    score says what the public tests gave, what the hidden ones hold, and what the notebook is graded out of."""
+    hidden = any(r.hidden for r in reports)
+    if hidden:
+        numbers = [_stakes_numbers(r.score, r.max_score, r.hidden_score) for r in reports] + [_total_numbers(reports)]
+        widths = tuple(max(len(row[i]) for row in numbers) for i in range(3))
+        scores = [_stakes_text(row, widths) for row in numbers]
+    else:
+        scores = [f"{_points(r.score)}/{_points(r.max_score)}" for r in reports]
+        scores.append(f"{_points(sum(r.score for r in reports))}/{_points(sum(r.max_score for r in reports))}")
     rows = [("notebook", "score", "state", "left to do")]
-    for r in reports:
-        rows.append((r.notebook, f"{_points(r.score)}/{_points(r.max_score)}", *_state_and_left(r)))
-    total = sum(r.score for r in reports), sum(r.max_score for r in reports)
-    rows.append(("total", f"{_points(total[0])}/{_points(total[1])}", "", ""))
+    rows.extend((r.notebook, score, *_state_and_left(r)) for r, score in zip(reports, scores))
+    rows.append(("total", scores[-1], "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    table = "\n".join(f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows)
+    lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
+    if hidden:  # a long score column reads better with its heading over its start
+        lines[0] = f"{'notebook':<{widths[0]}}  {'score':<{widths[1]}}  {'state':<{widths[2]}}  left to do"
+    table = "\n".join(lines)
     return table + ("\n\n" + _wrap(WITHHELD, "") if any(r.withheld for r in reports) else "")

@@ -370,7 +370,7 @@ def test_autograder_check_shows_the_diagnosis_of_each_planted_mistake(notebook, 
     require_checks(notebook, [m.exercise for m in mistakes])
     sources = {name: m.source for m in mistakes for name in m.defines()}
     assert len(sources) == sum(len(m.defines()) for m in mistakes), "planted mistakes must be in different cells"
-    status, output, _ = check(planted(notebook, tmp_path, **sources))
+    status, output, _ = check("--strict", planted(notebook, tmp_path, **sources))
     assert status == 1
     for mistake in mistakes:
         line = exercise_line(output, mistake.exercise)

@@ -132,6 +132,77 @@ def test_the_pack_holds_no_solution_code_and_no_hidden_test(pack, notebook):
     assert not leaks, f"{notebook}'s answers are in the pack:\n" + "\n".join(leaks)
 
 
+# --- a chosen set of assignments, and the pack's Makefile -------------------------------------
+
+
+CHOSEN = ["01_tensors", "02_manual_model"]
+
+
+def test_a_pack_can_release_only_the_assignments_chosen(tmp_path):
+    folder, archive = build_pack(ROOT, tmp_path, ["02", "01_tensors"])  # by number or in full, in any order
+    left_out = [name for name in NOTEBOOKS if name not in CHOSEN]
+    assert left_out, "the course has more notebooks than those chosen"
+    assert sorted(p.name for p in (folder / RELEASE.relative_to(ROOT)).iterdir()) == CHOSEN
+    # Their public check modules only; the helpers every notebook's checks share still ship.
+    assert sorted(p.stem for p in (folder / "autograder" / "checks").glob("[!_]*.py")) == CHOSEN
+    assert (folder / "autograder" / "checks" / "_support.py").exists()
+    with zipfile.ZipFile(archive) as zipped:
+        shipped = "\n".join(zipped.namelist())
+    readme, makefile = (folder / "README.md").read_text(), (folder / "Makefile").read_text()
+    for name in left_out:
+        assert name not in shipped and name not in readme and name not in makefile, f"{name} is in the pack"
+    assert all(f"my-work/{name}/{name}.ipynb" in readme for name in CHOSEN)
+    # The pack's own registry (what `autograder check` lists) knows only the notebooks released.
+    listed = subprocess.run([sys.executable, "-c", "from autograder import registry, __file__ as f; "
+                             "print(f); print(registry.notebooks())"], cwd=folder, capture_output=True, text=True,
+                            env={**_student_env(), "PYTHONPATH": str(folder)})
+    where, notebooks = listed.stdout.splitlines()
+    assert where.startswith(str(folder)), listed.stderr
+    assert notebooks == repr(CHOSEN)
+
+
+def test_a_bad_assignment_name_is_one_line_that_lists_the_valid_ones(tmp_path, capsys):
+    from autograder.cli import main
+
+    status = main(["pack", "--course", str(ROOT), "--to", str(tmp_path / "dist"), "--assignments", "01", "10", "tensors"])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert error.count("\n") == 1 and error.startswith("autograder pack: no such assignment: 10, tensors."), error
+    assert f"The assignments are {', '.join(NOTEBOOKS)}" in error
+    assert not (tmp_path / "dist").exists(), "nothing is written"
+
+
+def _dry_make(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """What ``make ARGS`` would run, without running it (nothing is installed or started)."""
+    return subprocess.run(["make", "-n", *args], cwd=folder, capture_output=True, text=True, timeout=60)
+
+
+def test_make_student_pack_passes_the_assignments_chosen():
+    assert "autograder pack --to dist --assignments 01 02\n" in _dry_make(ROOT, "student-pack", "ASSIGNMENTS=01 02").stdout
+    everything = _dry_make(ROOT, "student-pack").stdout
+    assert "autograder pack --to dist" in everything and "--assignments" not in everything
+
+
+@pytest.mark.parametrize("where", ["course", "pack"])
+def test_make_lab_as_root_says_so_in_one_line_and_allows_root_only_when_asked(pack, where):
+    folder = ROOT if where == "course" else pack[0]
+    refused = _dry_make(folder, "lab", "USER_ID=0")
+    assert refused.returncode != 0
+    [line] = refused.stderr.strip().splitlines()
+    assert "JupyterLab will not run as root" in line and "make lab ALLOW_ROOT=1" in line, line
+    assert "jupyter lab" not in refused.stdout and "pip install" not in refused.stdout, "said before anything runs"
+    for uid, allow, expected in (("0", "ALLOW_ROOT=1", True), ("1000", "", False)):
+        done = _dry_make(folder, "lab", f"USER_ID={uid}", *([allow] if allow else []))
+        [command] = [line for line in done.stdout.splitlines() if "jupyter lab" in line]
+        assert done.returncode == 0 and ("--allow-root" in command) == expected, command
+
+
+def test_the_packs_make_check_is_strict_only_when_asked(pack):
+    folder, _ = pack
+    assert "autograder check --strict" in _dry_make(folder, "check", "STRICT=1").stdout
+    assert "autograder check --strict" not in _dry_make(folder, "check").stdout
+
+
 # --- nothing the pack's autograder defines solves an exercise ------------------------------
 
 
@@ -428,8 +499,12 @@ def test_a_fresh_pack_installs_checks_and_its_work_grades_as_expected(pack, tmp_
     where = subprocess.run([str(python), "-c", "import autograder, sys; print(autograder.__file__)"],
                            cwd=tmp_path, capture_output=True, text=True, env=_student_env())
     assert str(folder / ".venv") in where.stdout, "the pack's autograder is not the one installed"
-    subprocess.run([str(folder / ".venv" / "bin" / "autograder"), "workspace"], cwd=folder, check=True,
-                   capture_output=True, env=_student_env())
+    # On a fresh pack, `make check` sets up my-work/ itself, and work not started is a report, not an error.
+    done = _make(folder, "check")
+    assert done.returncode == 0 and "Error" not in done.stderr, done.stdout + done.stderr
+    assert (folder / "my-work" / A / f"{A}.ipynb").exists()
+    row = " ".join(next(line for line in done.stdout.splitlines() if line.startswith(A)).split())
+    assert " public · " in row and " more in hidden tests · graded out of " in row, row
     help_text = subprocess.run([str(folder / ".venv" / "bin" / "autograder"), "--help"], capture_output=True,
                                text=True, env=_student_env()).stdout
     assert "{workspace,check}" in help_text, f"the pack's commands are not just the student's: {help_text}"
@@ -437,7 +512,8 @@ def test_a_fresh_pack_installs_checks_and_its_work_grades_as_expected(pack, tmp_
     path = _student_work(folder, {"forward": FORWARD_WITHOUT_SIGMOID})
     done = _make(folder, "check", f"NB=my-work/{A}/{A}.ipynb")
     output = " ".join((done.stdout + done.stderr).split())
-    assert done.returncode != 0, output  # forward is wrong
+    assert done.returncode == 0 and "Error" not in done.stderr, output  # forward is wrong: reported, not an error
+    assert " more in hidden tests · graded out of " in done.stdout.splitlines()[0], done.stdout
     assert "These are the public tests and their points. More tests run when your instructor grades" in output, output
     public = {line.split()[1]: line.split()[0] for line in done.stdout.splitlines()
               if line.strip()[:1] in ("✔", "✘")}
