@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from autograder.checks._probes import StepRecorder
+from autograder.checks._support import what_it_is as _what
 from autograder.checks._support import (
     as_float,
     as_pair,
@@ -40,15 +41,6 @@ from autograder.results import expect, fail
 checks = Checks("06_training_loop")
 
 
-def _what(value) -> str:
-    """What a value is, for a message: a tensor's shape, a container's length, an object's class."""
-    if is_remote(value):
-        return f"a {type_name(value).rsplit('.', 1)[-1]}"
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {shape_text(value.shape)}"
-    if isinstance(value, (list, tuple)):
-        return f"a {type(value).__name__} of {len(value)} item{'s' if len(value) != 1 else ''}"
-    return "None" if value is None else f"a {type(value).__name__}"
 
 
 # --- probes: they run where the learner's code runs, and report ------------------------------------

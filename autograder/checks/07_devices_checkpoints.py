@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks._probes import call_with_data_sealed, outputs_of
+from autograder.checks._support import what_it_is as _what
 from autograder.checks._support import is_close
 from autograder.learner import cpu_time, is_instance, is_remote, probe, seeded, type_name
 from autograder.registry import Checks
@@ -41,20 +42,6 @@ from autograder.results import expect, fail
 checks = Checks("07_devices_checkpoints")
 
 
-def _what(value) -> str:
-    """What a value is, for a message ("an int", "a dict of 3 items", "a tensor of shape (2,)")."""
-    if is_remote(value):
-        name = type_name(value).rsplit(".", 1)[-1]
-    elif isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)} and dtype {str(value.dtype).replace('torch.', '')}"
-    elif isinstance(value, (list, tuple, dict)):
-        count = len(value)
-        return f"a {type(value).__name__} of {count} item{'s' if count != 1 else ''}"
-    elif value is None:
-        return "None"
-    else:
-        name = type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _where(tensor: torch.Tensor) -> torch.device:

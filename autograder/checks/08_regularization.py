@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks._probes import backward_through, call_with_data_sealed, outputs_of
+from autograder.checks._support import what_it_is as _what
 from autograder.checks._support import biggest_gap, is_close, is_finite, shape_text
 from autograder.learner import cpu_time, fetch, is_class, is_instance, is_remote, is_subclass, keep, probe, type_name
 from autograder.registry import Checks
@@ -32,20 +33,6 @@ checks = Checks("08_regularization")
 # has stepped, torch.manual_seed is a wrapper of torch._dynamo's, which cannot be named in the learner's process.
 
 
-def _what(value) -> str:
-    """What a value is, for a message ("an int", "a tuple of 3 items", "a tensor of shape (2,) and dtype float32")."""
-    if is_remote(value):
-        name = type_name(value).rsplit(".", 1)[-1]
-    elif isinstance(value, torch.Tensor):
-        return f"a tensor of shape {shape_text(value.shape)} and dtype {str(value.dtype).replace('torch.', '')}"
-    elif isinstance(value, (list, tuple, dict)):
-        count = len(value)
-        return f"a {type(value).__name__} of {count} item{'s' if count != 1 else ''}"
-    elif value is None:
-        return "None"
-    else:
-        name = type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _tensor(value, what: str) -> torch.Tensor:

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from autograder.checks._modules import build
 from autograder.checks._probes import backward_through, call_with_data_sealed, outputs_of
+from autograder.checks._support import what_it_is as _what
 from autograder.checks._support import biggest_gap, blame, failure_of, is_close, shape_text
 from autograder.data import load_digits
 from autograder.learner import cpu_time, is_instance, is_remote, probe, type_name
@@ -37,20 +38,6 @@ checks = Checks("09_capstone")
 MAX_NUMBERS = 50_000
 
 
-def _what(value) -> str:
-    """What a value is, for a message ("a Sequential", "a tuple of 3 items", "a tensor of shape (2,) ...")."""
-    if is_remote(value):
-        name = type_name(value).rsplit(".", 1)[-1]
-    elif isinstance(value, torch.Tensor):
-        return f"a tensor of shape {shape_text(value.shape)} and dtype {str(value.dtype).replace('torch.', '')}"
-    elif isinstance(value, (list, tuple, dict)):
-        count = len(value)
-        return f"a {type(value).__name__} of {count} item{'s' if count != 1 else ''}"
-    elif value is None:
-        return "None"
-    else:
-        name = type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _images(num_samples: int, seed: int) -> torch.Tensor:

@@ -34,6 +34,25 @@ def shape_text(shape) -> str:
     return f"({dims[0]},)" if len(dims) == 1 else str(dims)
 
 
+def what_it_is(value) -> str:
+    """What a value is, for a message ("an int", "a tuple of 3 items", "a Sequential", "a tensor of shape
+    (2,) and dtype float32"); an object of the learner's process by its class."""
+    from autograder.learner import is_remote, type_name
+
+    if is_remote(value):
+        name = type_name(value).rsplit(".", 1)[-1]
+    elif isinstance(value, torch.Tensor):
+        return f"a tensor of shape {shape_text(value.shape)} and dtype {str(value.dtype).replace('torch.', '')}"
+    elif isinstance(value, (list, tuple, dict)):
+        count = len(value)
+        return f"a {type(value).__name__} of {count} item{'s' if count != 1 else ''}"
+    elif value is None:
+        return "None"
+    else:
+        name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def as_tensor(value: Any, what: str) -> torch.Tensor:
     """``value`` itself if it is a plain tensor (or a Parameter); fails otherwise."""
     if type(value) not in (torch.Tensor, nn.Parameter):
