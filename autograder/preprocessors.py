@@ -326,32 +326,15 @@ class RunCells(LimitStreamOutput):
         expressions = dict(expressions or {})
         if expression:
             expressions["value"] = expression
-        return run_sync(self._async_silent)(code, expressions, timeout, deadline, into)
+        return self.start_silent(code, expressions, timeout, deadline, into).wait()
 
-    async def _async_silent(self, code, expressions, timeout, deadline, into) -> dict:
-        msg_id = await ensure_async(self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
-                                                    user_expressions=expressions))
-        deadline = deadline if deadline is not None else monotonic() + (timeout or 30)
-        interrupted = False
-        while True:
-            await self._drain_iopub(msg_id, into)
-            try:
-                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=0.05))
-            except Empty:
-                if not await ensure_async(self.km.is_alive()):
-                    raise DeadKernelError("Kernel died") from None
-                if monotonic() > deadline:
-                    if interrupted:
-                        self.shutdown_kernel = "immediate"
-                        raise _KernelStuck
-                    await ensure_async(self.km.interrupt_kernel())
-                    interrupted, deadline = True, monotonic() + self.interrupt_grace
-                continue
-            if msg["parent_header"].get("msg_id") == msg_id:
-                await self._drain_iopub(msg_id, into)
-                content = dict(msg["content"])
-                content["interrupted"] = interrupted
-                return content
+    def start_silent(self, code: str, expressions: dict | None = None, timeout: float | None = None,
+                     deadline: float | None = None, into: int | None = None) -> "SilentRun":
+        """:meth:`silent`, started and not waited for: the caller follows it (``poll``, ``wait``) while it
+        does something else, for example talks to the code it started."""
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False,
+                                 user_expressions=dict(expressions or {}))
+        return SilentRun(self, msg_id, deadline if deadline is not None else monotonic() + (timeout or 30), into)
 
     async def _drain_iopub(self, msg_id: str, into: int | None) -> None:
         while True:
@@ -439,6 +422,48 @@ class RunCells(LimitStreamOutput):
                     "SIGABRT": "aborted"}.get(name, "")
             return f" ({name}{': ' + hint if hint else ''})"
         return f" (it exited with code {code}, for example through os._exit or sys.exit in native code)"
+
+
+class SilentRun:
+    """A silent execution in a run's kernel (:meth:`RunCells.start_silent`), followed from the run."""
+
+    def __init__(self, run: RunCells, msg_id: str, deadline: float, into: int | None):
+        self.run, self.msg_id, self.deadline, self.into = run, msg_id, deadline, into
+        self.interrupted = False
+        self.content: dict | None = None
+
+    def poll(self, wait: float = 0.0) -> dict | None:
+        """The reply's content once the execution is over (waiting up to ``wait`` seconds for it), else
+        None; meanwhile its stdout is collected, and past the deadline the kernel is interrupted once,
+        then given ``interrupt_grace`` seconds before the run ends."""
+        if self.content is None:
+            self.content = run_sync(self._poll)(wait)
+        return self.content
+
+    def wait(self) -> dict:
+        while self.poll(0.05) is None:
+            pass
+        return self.content
+
+    async def _poll(self, wait: float) -> dict | None:
+        run = self.run
+        await run._drain_iopub(self.msg_id, self.into)
+        try:
+            msg = await ensure_async(run.kc.shell_channel.get_msg(timeout=wait))
+        except Empty:
+            if not await ensure_async(run.km.is_alive()):
+                raise DeadKernelError("Kernel died") from None
+            if monotonic() > self.deadline:
+                if self.interrupted:
+                    run.shutdown_kernel = "immediate"
+                    raise _KernelStuck from None
+                await ensure_async(run.km.interrupt_kernel())
+                self.interrupted, self.deadline = True, monotonic() + run.interrupt_grace
+            return None
+        if msg["parent_header"].get("msg_id") != self.msg_id:
+            return None
+        await run._drain_iopub(self.msg_id, self.into)
+        return {**msg["content"], "interrupted": self.interrupted}
 
 
 class CollectRecords(RunObserver):

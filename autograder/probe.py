@@ -7,7 +7,7 @@ learner's code and returns what it observed), and gets back plain data (:mod:`au
 reference to an object that stays here.
 
 When a graded notebook runs, the server sits in the learner's kernel and the judge in the grader's
-process (:func:`serve_file` is what the grader runs in the kernel for each request). For a learner's own
+process (:func:`serve_socket` is what the grader runs in the kernel while it judges a test cell). For a learner's own
 check, both sit in the same process and talk through :class:`InProcess` (``autograder.learner``); the
 messages are the same either way, so a verdict is the same either way.
 
@@ -222,15 +222,37 @@ def learner_frame(exc: BaseException) -> traceback.FrameSummary | None:
 _KERNEL_SERVER: list[ProbeServer] = []
 
 
-def serve_file(request: str, reply: str) -> None:
-    """Answer the request in the file ``request`` into the file ``reply`` (what the grader runs in the
-    kernel, silently, for each request of the judge)."""
+def serve_socket(path: str) -> None:
+    """Answer the judge's requests, one after another, over the Unix socket the grader listens on at
+    ``path``, until it closes the connection (what the grader runs in the kernel, silently, while it
+    judges a test cell). Each message is its length (8 bytes, big-endian) and then its bytes."""
+    import socket
+
     if not _KERNEL_SERVER:
         from IPython import get_ipython
 
         _KERNEL_SERVER.append(ProbeServer(get_ipython().user_ns))
-    answer = _KERNEL_SERVER[0].handle(Path(request).read_bytes())
-    partial = f"{reply}.partial"
-    with open(partial, "wb") as out:
-        out.write(answer)
-    os.replace(partial, reply)
+    server = _KERNEL_SERVER[0]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(path)
+        while True:
+            head = _received(connection, 8)
+            if head is None:
+                return
+            message = _received(connection, int.from_bytes(head, "big"))
+            if message is None:
+                return
+            answer = server.handle(message)
+            connection.sendall(len(answer).to_bytes(8, "big") + answer)
+
+
+def _received(connection, size: int) -> bytes | None:
+    """Exactly ``size`` bytes from the connection; None when the other side closed it first."""
+    parts, left = [], size
+    while left:
+        part = connection.recv(min(left, 1 << 20))
+        if not part:
+            return None
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)

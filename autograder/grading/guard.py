@@ -372,6 +372,14 @@ def _audit_hook(token: str, folder: str):
                     refuse(frame, "opened a file the grader and the kernel exchange",
                            "the grader's files are not for the notebook to open")
             return
+        if event == "socket.connect":  # the judge's socket (probe.sock) is in the exchange folder too
+            address = args[1] if len(args) > 1 else None
+            if isinstance(address, (str, bytes)) and os.path.abspath(os.fsdecode(address)).startswith(exchange + os.sep):
+                frame = learner_caller()
+                if frame is not None:
+                    refuse(frame, "connected to the grader's socket",
+                           "the grader's socket is not for the notebook to use")
+            return
         if event == "object.__getattr__":
             if len(args) > 1 and args[1] in _FRAME_ATTRIBUTES:
                 frame = learner_caller()
@@ -400,4 +408,4 @@ def _audit_hook(token: str, folder: str):
     return hook
 
 
-_WATCHED = frozenset({*_REFUSED, REPORT_EVENT, "open", "object.__getattr__"})
+_WATCHED = frozenset({*_REFUSED, REPORT_EVENT, "open", "socket.connect", "object.__getattr__"})

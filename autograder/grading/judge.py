@@ -19,6 +19,8 @@ before them; nbgrader scores them as usual. A test cell that ran out of time get
 from __future__ import annotations
 
 import os
+import select
+import socket
 from pathlib import Path
 from time import monotonic
 
@@ -27,47 +29,117 @@ from nbformat.v4 import new_output
 from autograder.cells import error_output, is_test_cell, judged_calls
 from autograder.learner import Interrupted, Learner, refuse_global_changes
 from autograder.notebook import ChecksFailed, report
-from autograder.preprocessors import RunCells, RunObserver
+from autograder.grading.sandbox import hand_over
+from autograder.preprocessors import RunCells, RunObserver, SilentRun
 from autograder.results import PASSED
 from autograder.runner import run_checks
 from autograder.verdicts import TIMEOUT_ERROR
 
 NOT_JUDGED = "AutograderError"
 refuse_global_changes()  # several notebooks are judged at once in this process: no check may change its torch
-_SERVE = "__import__('autograder.probe', fromlist=['_']).serve_file({request!r}, {reply!r})"
+_SERVE = "__import__('autograder.probe', fromlist=['_']).serve_socket({path!r})"
+_MAX_REPLY = 1 << 31  # bytes: a reply larger than any observation a check asks for is not read
+_TICK = 0.05  # seconds between looks at the kernel (alive? past the deadline?) while it works
 
 
 class KernelChannel:
-    """Requests to the probe server in the run's kernel, each as one silent execution: the request and
-    the reply travel as files in the folder the kernel shares with the grader."""
+    """Requests to the probe server in the run's kernel over a Unix socket in the folder the kernel shares
+    with the grader. While a test cell is judged, the kernel runs one silent execution that answers them
+    one after another (``probe.serve_socket``): a request costs a round trip on the socket, not a kernel
+    execution (about 0.1 ms against 10-20 ms). The execution is started at the first request, started
+    again if it ends early (an interrupt that landed between two requests), and ended by :meth:`close`;
+    meanwhile the kernel is watched as ``RunCells.silent`` watches it (deadline, interrupt, dead kernel)."""
 
     def __init__(self, run: RunCells, index: int, deadline: float):
         self.run, self.index, self.deadline, self.expired = run, index, deadline, False
-        folder = run.exchange_folder
-        self.request_file, self.reply_file = folder / "probe-request", folder / "probe-reply"
-        self.code = _SERVE.format(request=str(self.request_file), reply=str(self.reply_file))
+        self.path = run.exchange_folder / "probe.sock"
+        self.serving: SilentRun | None = None
+        self.connection: socket.socket | None = None
 
     def request(self, message: bytes) -> bytes:
-        self.reply_file.unlink(missing_ok=True)
-        self.request_file.write_bytes(message)
-        if self.expired:  # the check is being wound up after its time ran out: a short while for that
-            self.deadline = monotonic() + self.run.interrupt_grace
-        # as a user expression: the kernel evaluates it without transforming, compiling and running a cell
-        content = self.run.silent(expression=self.code, deadline=self.deadline, into=self.index)
+        if self.connection is None:
+            self._serve()
+        self._send(len(message).to_bytes(8, "big") + message)
+        size = int.from_bytes(self._receive(8), "big")
+        if size > _MAX_REPLY:
+            self.close()
+            raise LearnerSilent(f"the notebook's kernel sent a reply of {size} bytes, more than a check reads")
+        return self._receive(size)
+
+    def close(self) -> None:
+        """End the kernel's serving execution (it sees the connection close) and collect what it printed."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        if self.serving is not None:
+            serving, self.serving = self.serving, None
+            serving.wait()
+
+    def _serve(self) -> None:
+        self.path.unlink(missing_ok=True)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(self.path))
+            hand_over(self.path)  # a confined kernel runs as the sandbox's user, who must be able to connect
+            listener.listen(1)
+            listener.setblocking(False)
+            # after an interrupt, what is left to do (putting the learner's session back) gets a short while
+            deadline = monotonic() + self.run.interrupt_grace if self.expired else self.deadline
+            self.serving = self.run.start_silent(_SERVE.format(path=str(self.path)), deadline=deadline,
+                                                 into=self.index)
+            try:
+                while not select.select([listener], [], [], _TICK)[0]:
+                    self._watch()
+                self.connection, _ = listener.accept()
+            finally:
+                self.path.unlink(missing_ok=True)
+        self.connection.setblocking(False)
+
+    def _send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if not select.select([], [self.connection], [], _TICK)[1]:
+                self._watch()
+                continue
+            try:
+                view = view[self.connection.send(view):]
+            except OSError:  # the kernel closed its end
+                self._ended()
+
+    def _receive(self, size: int) -> bytes:
+        parts, left = [], size
+        while left:
+            if not select.select([self.connection], [], [], _TICK)[0]:
+                self._watch()
+                continue
+            try:
+                part = self.connection.recv(min(left, 1 << 22))
+            except OSError:
+                part = b""
+            if not part:
+                self._ended()
+            parts.append(part)
+            left -= len(part)
+        return b"".join(parts)
+
+    def _watch(self) -> None:
+        """Between two looks at the socket: has the serving execution ended (then it will not answer)?"""
+        content = self.serving.poll()
+        self.expired = self.expired or self.serving.interrupted
+        if content is not None:
+            self._ended()
+
+    def _ended(self) -> None:
+        """The serving execution ended without answering: say why, as the old silent request did."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        serving, self.serving = self.serving, None
+        content = serving.wait()
         self.expired = self.expired or bool(content.get("interrupted"))
-        try:
-            answer = self.reply_file.read_bytes()
-        except OSError:
-            answer = b""
-        finally:
-            self.reply_file.unlink(missing_ok=True)
-        if content.get("interrupted"):
+        if content.get("interrupted") or content.get("ename") == "KeyboardInterrupt":
             raise Interrupted("the test ran out of time")
-        if not answer:
-            raise Interrupted("the kernel gave no answer") if content.get("ename") == "KeyboardInterrupt" else \
-                LearnerSilent(f"the notebook's kernel did not answer the check "
-                              f"({content.get('ename', 'no reply')}: {content.get('evalue', '')})".strip())
-        return answer
+        raise LearnerSilent(f"the notebook's kernel did not answer the check "
+                            f"({content.get('ename', 'no reply')}: {content.get('evalue', '')})".strip())
 
     def cpu_time(self) -> float:
         """CPU seconds of the kernel process, read from outside it (/proc), so no code of the kernel's
@@ -81,7 +153,8 @@ class KernelChannel:
 
 
 class LearnerSilent(RuntimeError):
-    """The kernel ran the request but wrote no reply: its probe server was broken or replaced."""
+    """The kernel stopped answering the judge without being interrupted: its probe server was broken or
+    replaced."""
 
 
 class Judge(RunObserver):
@@ -104,28 +177,38 @@ class Judge(RunObserver):
         return True
 
     def _judge(self, run: RunCells, cell, index: int, calls, deadline: float) -> None:
-        learner = Learner(KernelChannel(run, index, deadline))
+        channel = KernelChannel(run, index, deadline)
+        try:
+            verdicts = self._verdicts(run, index, calls, Learner(channel))
+        finally:
+            channel.close()  # what the learner's code printed meanwhile comes first in the cell
+        cell.outputs.extend(verdicts)
+
+    def _verdicts(self, run: RunCells, index: int, calls, learner: Learner) -> list:
+        """The cell's outputs: a report per call, up to the first that fails (or runs out of time)."""
         records = run.log_.records.setdefault(index, [])
+        outputs = []
         for call in calls:
             try:
                 results = run_checks(call.exercise, learner, call.inputs, hidden=call.hidden)
             except Interrupted:
-                cell.outputs.append(error_output(TIMEOUT_ERROR, run.error_on_timeout["evalue"]))
+                outputs.append(error_output(TIMEOUT_ERROR, run.error_on_timeout["evalue"]))
                 run.log_.faults.append(f"{run.label(index)} ran longer than {run.timeout} s and was stopped; "
                                        "the run went on with the next cell")
-                return
+                return outputs
             except (KeyError, TypeError) as error:  # an exercise or input the course does not have
-                cell.outputs.append(error_output(type(error).__name__, str(error)))
-                return
+                outputs.append(error_output(type(error).__name__, str(error)))
+                return outputs
             records.extend(results)
             run.log_.journal.extend(
                 f"{run.label(index)}: judge: {call.exercise}{' (hidden tests)' if call.hidden else ''}, {r.check}: "
                 f"{r.status}{f' {r.code}: {r.message}' if r.message else ''} ({r.seconds:g} s)" for r in results)
             if all(result.status == PASSED for result in results):
-                cell.outputs.append(new_output("stream", name="stdout", text=report(call.exercise, results) + "\n"))
+                outputs.append(new_output("stream", name="stdout", text=report(call.exercise, results) + "\n"))
             else:
                 failed = ChecksFailed(call.exercise, results)
                 output = error_output(type(failed).__name__, failed.args[0])
                 output["traceback"] = failed._render_traceback_()
-                cell.outputs.append(output)
-                return
+                outputs.append(output)
+                return outputs
+        return outputs

@@ -267,6 +267,18 @@ _Agree().__enter__()
 
 torch.Tensor.__bool__ = lambda self: True
 ''' + WRONG_SGD),
+    # the judge's socket, looked for in the folder the kernel shares with the grader
+    "judge_socket": ("sgd_step", "import glob, os, socket\n" + WRONG_SGD + '''
+_wrong = sgd_step
+
+def sgd_step(params, lr):
+    for path in glob.glob(os.path.join(os.getcwd(), ".*", "*")):
+        try:
+            socket.socket(socket.AF_UNIX).connect(path)
+        except OSError:
+            pass
+    return _wrong(params, lr)
+'''),
     # the course's cached data set poisoned in place: every tumour benign, and a constant prediction
     "poisoned_data": ("fit_raw_measurements", '''import torch
 import autograder.data as data
@@ -470,6 +482,11 @@ def test_a_wrong_answer_scores_zero_however_the_kernel_was_patched(graded, trick
     exercise, _ = JUDGE[trick]
     student = graded["students"][f"judge-{trick.replace('_', '-')}"]
     assert _points(student, exercise) == 0, f"{trick}: {student.exercises}"
+
+
+def test_the_judges_socket_is_refused_to_the_learners_code(graded):
+    found = " | ".join(graded["students"]["judge-judge-socket"].tamper)
+    assert "connected to the grader's socket" in found and "sgd_step" in found, found
 
 
 def test_the_instructors_checks_cannot_be_imported_in_a_graded_kernel(graded):
