@@ -128,10 +128,10 @@ class _Recording(cluster.Cluster):
 
 
 class _Instant(cluster.Cluster):
-    """Workers that answer at once with a recorded outcome of a submission of the same kind."""
+    """Workers that answer at once with the recorded outcome of the same submission under another name
+    (the same kind is not enough: which exercise a deleted or edited test cell belongs to varies)."""
 
-    by_kind: dict = {}
-    kind_of: dict = {}
+    outcome_of: dict = {}
 
     def __init__(self, address, sandbox, preload, log=None):
         self.client = self.local = None
@@ -143,10 +143,24 @@ class _Instant(cluster.Cluster):
         pass
 
     def grade(self, collected, submitted):
-        return self.by_kind[self.kind_of[collected.student]]
+        return self.outcome_of[collected.student]
 
     def close(self):
         pass
+
+
+def replay(klass: Path, to: Path, size: int, assignment: str, recorded: list) -> dict:
+    """A class of ``size`` made of the submissions of ``klass`` (nbgrader's layout) under new names, each
+    with the outcome the cluster recorded for its original: {new student: outcome}."""
+    outcomes = dict(recorded)
+    originals = sorted(outcomes)
+    replayed = {}
+    for i in range(size):
+        original = originals[i % len(originals)]
+        student = f"{original}-{i:04d}"
+        shutil.copytree(klass / original / assignment, to / student / assignment)
+        replayed[student] = outcomes[original]
+    return replayed
 
 
 def grade_here(assignment: str, course: Path, submissions: Path, scheduler: str, workers: type) -> float:
@@ -156,7 +170,8 @@ def grade_here(assignment: str, course: Path, submissions: Path, scheduler: str,
                          lambda options, scratch: cluster.DaskBackend(scheduler, options.sandbox, scratch, workers))
     failed = [s.student for s in result.students if s.status == "failed"]
     if failed:
-        sys.exit(f"grading on {scheduler} failed for {failed[:5]}: {result.students[0].faults}")
+        why = [s.faults for s in result.students if s.status == "failed"][0]
+        sys.exit(f"grading on {scheduler} failed for {failed[:5]}: {why}")
     return time.perf_counter() - started
 
 
@@ -177,11 +192,10 @@ def bench_cluster(args, work: Path, students: dict, reference: dict) -> int:
         print(f"autograder grade --cluster {workers}: {seconds:.1f} s, {n / seconds * 60:.1f} notebooks/min "
               f"(a worker spends {worker_seconds:.2f} s per notebook: kernel, nbgrader's steps, feedback)")
 
-    _Instant.by_kind = {students[student]: outcome for student, outcome in recorded}
     runs = {}
     for size in (args.coordinator // 4, args.coordinator):
         klass = work / f"class-{size}"
-        _Instant.kind_of = write_class(ROOT, args.assignment, klass, size=size, kinds=REALISTIC, layout="nbgrader")
+        _Instant.outcome_of = replay(work / "class", klass, size, args.assignment, recorded)
         course = make_course(work / f"coordinator-{size}")
         runs[size] = grade_here(args.assignment, course, klass, "recorded", _Instant)
     small, large = args.coordinator // 4, args.coordinator

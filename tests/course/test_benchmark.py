@@ -61,3 +61,19 @@ def test_the_grading_benchmark_compares_cells_and_names_the_slower_ones(tmp_path
     assert [line.split()[0] for line in table[1:3]] == ["setup", "test_fit"], "slowest first"
     assert table[2].endswith("4.00x  slower") and not table[1].endswith("slower"), table
     assert not grading.slower(0.01, 0.02), "a few milliseconds on a shared machine is noise"
+
+
+def test_the_coordinator_run_replays_each_recorded_submission_with_its_own_outcome(tmp_path):
+    """Instant workers answer for a copy of a graded submission with that submission's outcome: the same
+    kind is not the same submission (which exercise a deleted test cell belonged to varies)."""
+    spec = importlib.util.spec_from_file_location("bench_grade", ROOT / "benchmarks" / "bench_grade.py")
+    grading = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grading)
+    for student in ("a", "b", "c"):
+        (tmp_path / "class" / student / "A").mkdir(parents=True)
+        (tmp_path / "class" / student / "A" / "A.ipynb").write_text(f"notebook of {student}")
+    replayed = grading.replay(tmp_path / "class", tmp_path / "big", 7, "A", [("a", 1), ("b", 2), ("c", 3)])
+    assert len(replayed) == 7 and sorted(set(replayed.values())) == [1, 2, 3]
+    for student, outcome in replayed.items():
+        original = "abc"[outcome - 1]
+        assert (tmp_path / "big" / student / "A" / "A.ipynb").read_text() == f"notebook of {original}"
