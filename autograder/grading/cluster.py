@@ -84,7 +84,7 @@ def template_gradebook(course: Course, assignment: str, folder: Path) -> bytes:
     notebook, graded cells and the source of its locked cells), with the course's due date."""
     from nbgrader.api import Gradebook
 
-    from autograder.grading.nbgrader_steps import register_assignment
+    from autograder.grading.nbgrader_steps import gradebook, register_assignment
 
     folder.mkdir(parents=True, exist_ok=True)
     config = copy.deepcopy(course.config)
@@ -92,7 +92,7 @@ def template_gradebook(course: Course, assignment: str, folder: Path) -> bytes:
     config.CourseDirectory.source_directory = str(course.source)
     register_assignment(Course(folder, config, course.log), assignment, folder / "release")
     course_id = course.coursedir().course_id
-    with Gradebook(course.db_url, course_id) as real:
+    with gradebook(course) as real:
         duedate = real.find_assignment(assignment).duedate
     if duedate is not None:
         with Gradebook(config.CourseDirectory.db_url, course_id) as template:
@@ -209,7 +209,10 @@ class Ledger:
     def __init__(self, course: Course, assignment: Assignment):
         from nbgrader.api import Gradebook
 
+        from autograder.grading.nbgrader_steps import create_gradebook
+
         self.course, self.assignment, self._feedback = course, assignment, None
+        create_gradebook(course.db_url)
         self.gradebook = Gradebook(course.db_url, course.coursedir().course_id)
 
     def record(self, student: str, outcome: Outcome) -> SubmissionResult:

@@ -127,13 +127,50 @@ def autograde(course: Course, assignment: str, student: str, engine: Engine) -> 
     return converter.run_log, converter.executed
 
 
+def create_gradebook(db_url: str) -> None:
+    """Create the gradebook at ``db_url`` if it has no tables yet, exactly as nbgrader's ``Gradebook``
+    would (its tables, and the schema's revision in ``alembic_version``). nbgrader finds that revision
+    by running ``alembic heads`` in a subprocess, which imports nbgrader again: 3 s for every new
+    gradebook. Here nbgrader is loaded already, and alembic reads the same revision in milliseconds."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from nbgrader.api import Base
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(db_url, future=True)
+    try:
+        if inspect(engine).get_table_names():
+            return
+        config = Config()
+        config.set_main_option("script_location", str(Path(sys.modules["nbgrader"].__file__).parent / "alembic"))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        Base.metadata.create_all(bind=engine)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": head})
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def gradebook(course: Course):
+    """The course's nbgrader gradebook, open (created first if it is new: :func:`create_gradebook`)."""
+    from nbgrader.api import Gradebook
+
+    create_gradebook(course.db_url)
+    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
+        yield gb
+
+
 def register_assignment(course: Course, assignment: str, scratch: Path) -> Path:
     """Make sure the gradebook knows the assignment, its notebook and its graded cells, as
     ``nbgrader generate_assignment`` records them; return the released notebook.
 
     The release is written to ``scratch`` (the course's own release is left alone)."""
+    import nbgrader  # noqa: F401  (create_gradebook finds its migrations through it)
     from nbgrader.converters import GenerateAssignment
 
+    create_gradebook(course.db_url)
     course.source_notebook(assignment)  # a clear error for an unknown assignment
     scratch.mkdir(parents=True, exist_ok=True)
     config = copy.deepcopy(course.config)  # Config() would share its sections with the course
@@ -236,18 +273,17 @@ class CellGrade:
 
 def gradebook_scores(course: Course, assignment: str, notebook: str, student: str) -> tuple[float, float, list[CellGrade]]:
     """The submission's score, maximum and per-cell grades, as nbgrader's gradebook holds them."""
-    from nbgrader.api import Gradebook
 
-    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
+    with gradebook(course) as gb:
         submission = gb.find_submission_notebook(notebook, assignment, student)
         cells = [CellGrade(g.name, float(g.score or 0.0), float(g.max_score)) for g in submission.grades]
         return float(submission.score or 0.0), float(submission.max_score), cells
 
 
 def graded_students(course: Course, assignment: str) -> set[str]:
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
+    with gradebook(course) as gb:
         try:
             return {s.student.id for s in gb.find_assignment(assignment).submissions}
         except MissingEntry:
@@ -260,13 +296,12 @@ def feedback_path(course: Course, assignment: str, notebook: str, student: str) 
 
 def export_grades(course: Course, assignment: str, to: Path) -> None:
     """nbgrader's CSV export (``nbgrader export``), for this assignment: one row per student."""
-    from nbgrader.api import Gradebook
     from nbgrader.plugins import CsvExportPlugin
 
     plugin = CsvExportPlugin(config=copy.deepcopy(course.config), log=course.log)
     plugin.to = str(to)
     plugin.assignment = [assignment]
-    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
+    with gradebook(course) as gb:
         plugin.export(gb)
 
 
@@ -274,9 +309,8 @@ def export_grades(course: Course, assignment: str, to: Path) -> None:
 def submission_rows(course: Course, assignment: str, notebook: str, student: str) -> dict:
     """What nbgrader's autograde recorded for one submission (scores, comments, timestamp, late penalty),
     to be recorded again in another gradebook by :func:`record_rows`."""
-    from nbgrader.api import Gradebook
 
-    with Gradebook(course.db_url, course.coursedir().course_id) as gb:
+    with gradebook(course) as gb:
         submission = gb.find_submission(assignment, student)
         graded = gb.find_submission_notebook(notebook, assignment, student)
         return {"timestamp": submission.timestamp,

@@ -2,6 +2,7 @@
 folder or zip, reading broken files, spotting tampering, verifying check results."""
 
 import json
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -380,3 +381,35 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr[-2000:]
+
+
+def test_a_new_gradebook_is_the_one_nbgrader_would_create(tmp_path, monkeypatch):
+    """create_gradebook skips nbgrader's `alembic heads` subprocess (3 s per new gradebook) and must leave
+    the same tables and schema revision, which nbgrader then opens as its own."""
+    import sqlalchemy
+    from nbgrader.api import Gradebook
+
+    from autograder.grading.nbgrader_steps import create_gradebook
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    ours, theirs = f"sqlite:///{tmp_path / 'ours.db'}", f"sqlite:///{tmp_path / 'theirs.db'}"
+    create_gradebook(ours)
+    Gradebook(theirs).close()
+
+    def schema(url):
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                version = connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).all()
+            inspector = sqlalchemy.inspect(engine)
+            return version, {table: sorted(c["name"] for c in inspector.get_columns(table))
+                             for table in inspector.get_table_names()}
+        finally:
+            engine.dispose()
+
+    assert schema(ours) == schema(theirs)
+    with Gradebook(ours) as gb:
+        gb.add_student("s1")
+    create_gradebook(ours)  # an existing gradebook is left as it is
+    with Gradebook(ours) as gb:
+        assert [s.id for s in gb.students] == ["s1"]
