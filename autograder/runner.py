@@ -36,21 +36,23 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
 def run_checks(exercise: str, namespace: "dict | Learner", inputs: dict | None = None,
-               hidden: bool = False) -> list[CheckResult]:
+               hidden: bool = False, *, until_failure: bool = False) -> list[CheckResult]:
     """Run every check of ``exercise`` against the learner's code: the objects of ``namespace`` (in this
     process), or those a :class:`~autograder.learner.Learner` reaches (the judge's case).
 
     ``inputs`` replace the checks' default inputs (a hidden test's fresh sizes or seeds); a check only
-    receives the inputs it declares.
+    receives the inputs it declares. ``until_failure``: stop after the first check that neither passes nor is
+    skipped (the results up to it are those of a full run; for the cases' audit, which reads only that one).
     """
     _verify()
     # The learner's code may run inside this process while the checks run: the runner and the checks go
     # on with private copies of their modules' globals, so that replacing, say, a check module's `expect`
     # (through sys.modules, and putting it back later) changes nothing they use.
-    return _private(_run_checks)(exercise, namespace, inputs, hidden)
+    return _private(_run_checks)(exercise, namespace, inputs, hidden, until_failure)
 
 
-def _run_checks(exercise: str, namespace: "dict | Learner", inputs: dict | None, hidden: bool) -> list[CheckResult]:
+def _run_checks(exercise: str, namespace: "dict | Learner", inputs: dict | None, hidden: bool,
+                until_failure: bool = False) -> list[CheckResult]:
     inputs = inputs or {}
     checks = [check for check in registry.checks_of(exercise) if hidden or not check.instructor]
     if not checks:  # every exercise has checks: an empty list was emptied by someone
@@ -72,6 +74,8 @@ def _run_checks(exercise: str, namespace: "dict | Learner", inputs: dict | None,
             if result.fix and not (in_process and _met_again(result)):
                 result.fix = ""  # a first failure teaches by its cause; graded feedback never hands out the fix
             results.append(result)
+            if until_failure and result.status not in (PASSED, SKIPPED):
+                break
             if result.status in (NOT_DEFINED, NOT_IMPLEMENTED):
                 blocked = result
     finally:

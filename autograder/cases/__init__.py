@@ -124,11 +124,15 @@ def run(notebook: str, case) -> Outcome:
     first: tuple | None = None
     visible_failed = False
     for call in test_calls(notebook, case.exercise):
-        results = run_checks(case.exercise, space, call.inputs, hidden=call.hidden)
+        # Only the first failing check counts: the checks after it, and the calls after its call, cannot change
+        # the outcome (visible calls come first, so a later call is hidden and leaves visible_failed as it is).
+        results = run_checks(case.exercise, space, call.inputs, hidden=call.hidden, until_failure=True)
         failed = [r for r in results if r.status not in (PASSED, SKIPPED)]
         if failed and first is None:
             first = (call, failed[0])
         visible_failed = visible_failed or (bool(failed) and not call.hidden)
+        if first is not None:
+            break
     if isinstance(case, Alternative):
         if first is None:
             return Outcome(case, True, "accepted")
