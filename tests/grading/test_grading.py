@@ -2,7 +2,8 @@
 instructor meets: good work, mistakes, broken files, runaway code and tampering. The class is
 graded once (in parallel, from a zip) into a throwaway nbgrader course; each test then reads what
 that run left: scores, faults, the per-exercise breakdown, feedback, nbgrader's gradebook. A
-subset is also graded by plain `nbgrader autograde` to prove the grades identical."""
+subset is also graded by nbgrader's own commands alone, once, in a throwaway course (a real nbgrader
+round trip: release, autograde, feedback, export) to prove the grades identical."""
 
 import csv
 import shutil
@@ -203,17 +204,31 @@ def test_a_changed_submission_is_regraded_and_force_regrades_one_student(graded,
     assert len(grades_csv(forced.files["grades"])) == len(by_kind), "the export still covers the whole class"
 
 
-def test_grades_equal_plain_nbgrader_autograde(graded, tmp_path):
-    """The same submitted notebooks, graded by nbgrader's own command, one after the other."""
-    course = make_course(tmp_path / "nbgrader-course")
+@pytest.fixture(scope="module")
+def plain_nbgrader(graded, tmp_path_factory):
+    """The WITH_NBGRADER submissions, as the graded course collected them, in a throwaway course
+    graded by nbgrader's own commands alone, one after the other: generate_assignment (the release),
+    autograde, generate_feedback, export."""
+    tmp = tmp_path_factory.mktemp("plain-nbgrader")
+    course = make_course(tmp / "nbgrader-course")
     by_kind = graded["by_kind"]
     for kind in WITH_NBGRADER:
         shutil.copytree(graded["course"] / "submitted" / by_kind[kind], course / "submitted" / by_kind[kind])
-    settings = [f"--Execute.timeout={TIMEOUT}", f"--CourseDirectory.release_directory={tmp_path / 'release'}"]
-    for command in (["generate_assignment", A, "--force"], ["autograde", A]):
+    settings = [f"--Execute.timeout={TIMEOUT}", f"--CourseDirectory.release_directory={tmp / 'release'}"]
+    for command in (["generate_assignment", A, "--force"], ["autograde", A], ["generate_feedback", A],
+                    ["export", "--to", str(tmp / "grades.csv")]):
         done = subprocess.run([sys.executable, "-m", "nbgrader", *command, *settings], cwd=course, env=tool_env(),
                               capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.returncode == 0, f"nbgrader {' '.join(command)} failed:\n{done.stdout}\n{done.stderr[-2000:]}"
+    rows = grades_csv(tmp / "grades.csv")
+    scores = {kind: (float(rows[by_kind[kind]]["score"]), float(rows[by_kind[kind]]["max_score"]))
+              for kind in WITH_NBGRADER}
+    return {"course": course, "scores": scores}
+
+
+def test_grades_equal_plain_nbgrader_autograde(graded, plain_nbgrader):
+    """The same submitted notebooks, graded by nbgrader's own command, one after the other."""
+    by_kind = graded["by_kind"]
 
     def cells(root):
         from nbgrader.api import Gradebook
@@ -222,12 +237,44 @@ def test_grades_equal_plain_nbgrader_autograde(graded, tmp_path):
             return {(kind, grade.name): grade.score for kind in WITH_NBGRADER
                     for grade in gb.find_submission_notebook(A, A, by_kind[kind]).grades}
 
-    ours, theirs = cells(graded["course"]), cells(course)
+    ours, theirs = cells(graded["course"]), cells(plain_nbgrader["course"])
     honest = {key: score for key, score in ours.items() if key[0] != "tamper_check"}
     assert honest == {key: score for key, score in theirs.items() if key[0] != "tamper_check"}
     # nbgrader's test cells import the replaced `check` and pass; ours import the real one.
     assert sum(s for (kind, _), s in theirs.items() if kind == "tamper_check") == 19
     assert sum(s for (kind, _), s in ours.items() if kind == "tamper_check") == 0
+
+
+# --- the course with nbgrader alone: a real round trip ----------------------------------------------
+# (released, autograded, fed back and exported by nbgrader's commands, in plain_nbgrader's course)
+
+
+def course_points() -> float:
+    return sum(cell.metadata.nbgrader.get("points", 0) for cell in nbformat.read(solution_path(A), as_version=4).cells
+               if cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
+
+
+def test_a_complete_submission_earns_full_marks(plain_nbgrader):
+    score, max_score = plain_nbgrader["scores"]["correct"]
+    assert score == max_score == course_points() > 0
+
+
+def test_a_blank_release_earns_nothing(plain_nbgrader):
+    assert plain_nbgrader["scores"]["blank"] == (0.0, course_points())
+
+
+def test_one_wrong_exercise_loses_exactly_its_points(plain_nbgrader):
+    # mistake_1 lets an (N,) target broadcast against (N, 1) probabilities in bce_loss: worth 2 visible
+    # + 1 hidden points; train_manual still works with it.
+    assert plain_nbgrader["scores"]["mistake_1"] == (course_points() - 3, course_points())
+
+
+def test_feedback_shows_the_diagnosis_but_never_the_hidden_tests(graded, plain_nbgrader):
+    student = graded["by_kind"]["mistake_1"]
+    html = (plain_nbgrader["course"] / "feedback" / student / A / f"{A}.html").read_text(encoding="utf-8")
+    assert "BEGIN HIDDEN TESTS" not in html
+    assert "num_features=13" not in html, "a hidden test's inputs reached the feedback"
+    assert "broadcast" in html, "the feedback should carry the diagnosis of the broadcasting mistake"
 
 
 def test_honest_work_that_trains_and_plots_is_never_flagged(tmp_path):
