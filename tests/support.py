@@ -79,7 +79,7 @@ def assert_accepted(exercise: str, namespace: dict, *, instructor: bool = False,
 def assert_caught(exercise: str, namespace: dict, code: str, *, instructor: bool = False, **inputs) -> CheckResult:
     """The checks reject the answer, and the first diagnosis is ``code`` (``instructor=True``: with the
     instructor checks run too, as in a hidden test cell)."""
-    found = failures(run_checks(exercise, namespace, inputs, hidden=instructor))
+    found = failures(run_checks(exercise, namespace, inputs, hidden=instructor, until_failure=True))
     assert found, f"a mistake expected to be diagnosed as {code!r} passed every check of {exercise}"
     first = found[0]
     assert first.code == code, f"expected the diagnosis {code!r}, got {first.code!r} ({first.status}): {first.message}"
