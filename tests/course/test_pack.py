@@ -19,7 +19,7 @@ import sys
 import sysconfig
 import tomllib
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import nbformat
 import pytest
@@ -288,20 +288,94 @@ def _passes_every_check(exercise: str, namespace: dict) -> bool:
 
 class _FirstCall:
     """Stands in for an answer while the checks run, and keeps the first call made to it: copies of its
-    arguments as they came, the answer's result and the arguments as the answer left them."""
+    arguments as they came, the answer's result, the arguments as the answer left them, the random state,
+    and the files of the folders its path arguments name, before and after. It shares the answer's
+    globals, so that a check that watches or swaps the names the answer uses (its own functions, a data
+    loader, torch.save) treats it as the answer itself."""
 
     def __init__(self, answer):
         self.answer, self.seen = answer, None
         self.__signature__ = inspect.signature(answer)
+        if isinstance(getattr(answer, "__globals__", None), dict):
+            self.__globals__ = answer.__globals__
 
     def __call__(self, *args, **kwargs):
         import torch
 
+        if self.seen is not None:
+            return self.answer(*args, **kwargs)
         given, rng = _copied((args, kwargs)), torch.random.get_rng_state()
+        folders = _folders((args, kwargs))
+        before = _files(folders)
         result = self.answer(*args, **kwargs)
-        if self.seen is None:
-            self.seen = (given, result, _copied((args, kwargs)), rng)
+        self.seen = (given, result, _copied((args, kwargs)), rng, before, _files(folders))
         return result
+
+
+def _folders(value) -> list[Path]:
+    """The folders that the paths among a call's arguments name: the path itself when it is a folder, else
+    the folder it lies in."""
+    if isinstance(value, (tuple, list)):
+        return [folder for item in value for folder in _folders(item)]
+    if isinstance(value, dict):
+        return _folders(list(value.values()))
+    if isinstance(value, os.PathLike):
+        path = Path(value)
+        return [path if path.is_dir() else path.parent]
+    return []
+
+
+_MOST_BYTES = 64 * 2**20
+
+
+def _files(folders: list[Path]):
+    """What the folders hold: for each, its files' bytes by their relative path (None for a folder that does
+    not exist); _UNCOPYABLE when there is too much to keep."""
+    found, total = {}, 0
+    for folder in dict.fromkeys(folders):
+        if not folder.is_dir():
+            found[folder] = None
+            continue
+        found[folder] = {}
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                total += path.stat().st_size
+                if total > _MOST_BYTES:
+                    return _UNCOPYABLE
+                found[folder][path.relative_to(folder).as_posix()] = path.read_bytes()
+    return found
+
+
+def _same_files(a: dict, b: dict) -> bool:
+    """False only where two states of the same folders provably differ: another folder or another file is
+    there, or a file that torch.load(weights_only=True) reads holds other data (or only one of the two
+    reads). Two files whose bytes differ and that neither reads count as alike: the checks decide."""
+    import io
+
+    import torch
+
+    def read(data: bytes):
+        try:
+            return True, torch.load(io.BytesIO(data), weights_only=True)
+        except Exception:
+            return False, None
+
+    if list(a) != list(b):
+        return False
+    for folder in a:
+        if (a[folder] is None) != (b[folder] is None):
+            return False
+        if a[folder] is None:
+            continue
+        if sorted(a[folder]) != sorted(b[folder]):
+            return False
+        for name, data in a[folder].items():
+            if data == b[folder][name]:
+                continue
+            (reads, content), (other_reads, other) = read(data), read(b[folder][name])
+            if reads != other_reads or (reads and not _same(content, other)):
+                return False
+    return True
 
 
 def _copied(value):
@@ -339,46 +413,78 @@ def _same(a, b) -> bool:
         return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, float) and isinstance(b, float):
         return abs(a - b) <= 1e-6 + 1e-4 * abs(b)
-    if a is None or isinstance(a, (bool, int, str, float, torch.device, torch.dtype)):
+    if a is None or isinstance(a, (bool, int, str, float, torch.device, torch.dtype, PurePath)):
         return type(a) is type(b) and a == b
+    if _library_function(a):
+        return a is b
     return False
 
 
+def _library_function(value) -> bool:
+    """A function of PyTorch's own (F.cross_entropy, given as an argument): it keeps no state, so the same
+    function is the same argument."""
+    return ((inspect.isfunction(value) or inspect.isbuiltin(value))
+            and str(getattr(value, "__module__", None) or "").split(".")[0] == "torch")
+
+
 def _plain(value) -> bool:
-    """What :func:`_same` can compare: data, models, optimizers and loaders (not functions or objects
-    of other kinds, whose state it cannot read)."""
+    """What :func:`_same` can compare: data, paths, models, optimizers, loaders and PyTorch's own functions
+    (not other functions or objects of other kinds, whose state it cannot read)."""
     import torch
 
     if isinstance(value, (tuple, list)):
         return all(_plain(v) for v in value)
     if isinstance(value, dict):
         return all(isinstance(k, (str, int)) and _plain(v) for k, v in value.items())
-    return value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.device, torch.dtype,
-                                               torch.nn.Module, torch.optim.Optimizer, torch.utils.data.DataLoader))
+    return value is None or _library_function(value) or isinstance(
+        value, (bool, int, float, str, PurePath, torch.Tensor, torch.device, torch.dtype, torch.nn.Module,
+                torch.optim.Optimizer, torch.utils.data.DataLoader))
 
 
 def _could_pass(wrapper, seen) -> bool:
     """False when the wrapper, given the first call the checks made to the answer, does not do what the
-    answer did (another result, or other changes to its arguments): the first check that makes that call
-    would reject it, so the checks need not run. True when it does, or when the call cannot be replayed
-    and compared (then the checks decide)."""
+    answer did (it raises, returns another result, changes its arguments otherwise, or leaves other files
+    in the folders its paths name): the first check that makes that call would reject it, so the checks
+    need not run. True when it does, or when the call cannot be replayed (then the checks decide). A result
+    that cannot be compared (a function) leaves the rest to compare."""
     import torch
 
-    given, result, after, rng = seen
-    if given is _UNCOPYABLE or after is _UNCOPYABLE or not (_plain(given) and _plain(result)):
+    given, result, after, rng, files_before, files_after = seen
+    if given is _UNCOPYABLE or after is _UNCOPYABLE or not _plain(given):
+        return True
+    if files_before is _UNCOPYABLE or files_after is _UNCOPYABLE:
+        return True
+    # The folders are the check's own, removed since: made again as they were before the call, and removed
+    # afterwards. One that is there now is someone else's, and is left alone.
+    made = [folder for folder in files_before if files_before[folder] is not None]
+    if any(folder.exists() for folder in files_before) or any(not folder.parent.is_dir() for folder in made):
         return True
     args, kwargs = _copied(given)
     if args is _UNCOPYABLE:
         return True
     saved = torch.random.get_rng_state()
-    torch.random.set_rng_state(rng)  # the random draws the answer met (a shuffling loader, an init)
     try:
-        theirs = wrapper(*args, **kwargs)
-    except BaseException:  # it cannot even be called the way the answer is
-        return False
+        for folder in made:
+            folder.mkdir()
+            for name, data in files_before[folder].items():
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_bytes(data)
+        torch.random.set_rng_state(rng)  # the random draws the answer met (a shuffling loader, an init)
+        try:
+            theirs = wrapper(*args, **kwargs)
+        except BaseException:  # it cannot even be called the way the answer is
+            return False
+        finally:
+            torch.random.set_rng_state(saved)
+        files = _files(list(files_before))
     finally:
-        torch.random.set_rng_state(saved)
-    return _same(theirs, result) and _same((args, kwargs), after)
+        for folder in files_before:
+            shutil.rmtree(folder, ignore_errors=True)
+    # A result of another kind (a function the answer returns) cannot be compared, only told from what
+    # cannot be called as it can; its arguments and files can.
+    alike = _same(theirs, result) if _plain(result) else callable(theirs) or not callable(result)
+    return (alike and _same((args, kwargs), after)
+            and (files is _UNCOPYABLE or _same_files(files, files_after)))
 
 
 @pytest.mark.slow
@@ -389,8 +495,9 @@ def test_nothing_in_the_pack_passes_an_exercise_in_place_of_its_answer(notebook,
     take the learner's code as an argument: called in its place they return nothing an exercise asks.)
 
     To keep this affordable, each wrapper is first given the first call the checks make to the answer;
-    only one that then does what the answer did (same result, same changes to its arguments) goes through
-    every check. The checks are deterministic, so one that differs there fails that check anyway."""
+    only one that then does what the answer did (same result, same changes to its arguments and to the
+    folders its paths name) goes through the checks, up to the first that it fails. The checks are
+    deterministic, so one that differs there fails that check anyway."""
     monkeypatch.chdir(tmp_path)  # whatever a candidate writes lands here
     registered = {check.func for name in NOTEBOOKS for exercise in registry.exercises(name)
                   for check in registry.checks_of(exercise)}
@@ -398,21 +505,98 @@ def test_nothing_in_the_pack_passes_an_exercise_in_place_of_its_answer(notebook,
     # package runs notebooks and renders reports; the checks themselves only raise or return None).
     candidates = [(label, value) for label, value in _pack_definitions()
                   if label.startswith(("autograder.checks.", "autograder.data.")) and value not in registered]
+    tried, _, passing = _substitutes(notebook, candidates)
+    assert not passing, "\n".join(passing)
+    assert tried, "no candidate fitted any exercise: the test would prove nothing"
+
+
+def _substitutes(notebook: str, candidates, exercises=None) -> tuple[int, int, list[str]]:
+    """How many wrappers of the candidates were tried in place of an answer of the notebook, how many of
+    them went through the checks, and which passed every check."""
     namespace = solution_namespace(notebook)
     tried = checked = 0
-    for exercise in registry.exercises(notebook):
-        first = _FirstCall(namespace[exercise])
-        if inspect.isclass(namespace[exercise]) or not _passes_every_check(exercise, {**namespace, exercise: first}):
+    passing = []
+    for exercise in exercises or registry.exercises(notebook):
+        answer = namespace[exercise]
+        first = _FirstCall(answer)
+        if inspect.isclass(answer) or not _passes_every_check(exercise, {**namespace, exercise: first}):
             first.seen = None  # a check that looks at the function itself: no shortcut for this exercise
+        elif not _could_pass(answer, first.seen):
+            first.seen = None  # the replay does not bring back what the answer itself did: no shortcut either
         for label, candidate in candidates:
-            for how, wrapper in _wrappers(candidate, namespace[exercise]):
+            for how, wrapper in _wrappers(candidate, answer):
                 tried += 1
                 if first.seen is not None and not _could_pass(wrapper, first.seen):
                     continue
                 checked += 1
-                assert not _passes_every_check(exercise, {**namespace, exercise: wrapper}), \
-                    f"{label} from the student pack, {how}, passes every check of {exercise}"
-    assert tried, "no candidate fitted any exercise: the test would prove nothing"
+                if _passes_every_check(exercise, {**namespace, exercise: wrapper}):
+                    passing.append(f"{label} from the student pack, {how}, passes every check of {exercise}")
+    return tried, checked, passing
+
+
+def _planted(notebook: str) -> list[tuple[str, object]]:
+    """Helpers that a pack must never ship: each answers an exercise of 07 once a student wraps it in a
+    few lines (07's answers take paths, models, optimizers and a loss function: what the shortcut replays
+    with the files in their folders); and one that answers nothing."""
+    import torch
+
+    answers = solution_namespace(notebook)
+
+    def save_elsewhere_first(path, model, optimizer, epoch):  # the answer's recipe, with another temporary file
+        partial = path.with_name("another-" + path.name)
+        torch.save({"model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
+                    "epoch": int(epoch)}, partial)
+        os.replace(partial, path)
+        return None, "saved"
+
+    def load_checkpoint(path, model, optimizer=None, map_location="cpu"):
+        return answers["load_checkpoint"](path, model, optimizer, map_location)
+
+    def best_of(arguments):
+        return answers["train_keeping_the_best"](*arguments)
+
+    def nothing(path, model, optimizer, epoch):
+        return None
+
+    return [("planted.save_elsewhere_first", save_elsewhere_first), ("planted.load_checkpoint", load_checkpoint),
+            ("planted.best_of", best_of), ("planted.nothing", nothing)]
+
+
+@pytest.mark.slow
+def test_a_pack_helper_that_answers_an_exercise_is_caught(tmp_path, monkeypatch):
+    """The test above fails when the pack ships a helper that answers an exercise once wrapped: through
+    the shortcut too, which replays a call whose arguments are paths in a folder the check has removed."""
+    monkeypatch.chdir(tmp_path)
+    notebook = "07_devices_checkpoints"
+    exercises = ["save_checkpoint", "load_checkpoint", "train_keeping_the_best"]
+    tried, checked, passing = _substitutes(notebook, _planted(notebook), exercises)
+    caught = {line.split(" from the student pack, ")[0] + " / " + line.rsplit(" ", 1)[1] for line in passing}
+    assert {"planted.save_elsewhere_first / save_checkpoint", "planted.load_checkpoint / load_checkpoint",
+            "planted.best_of / train_keeping_the_best"} <= caught, passing
+    assert not any(line.startswith("planted.nothing ") for line in passing), passing
+    assert checked < tried, "the shortcut filtered nothing out: this test proves nothing about it"
+
+
+@pytest.mark.slow
+def test_a_pack_helper_that_returns_the_answers_function_is_caught(tmp_path, monkeypatch):
+    """The same for an exercise whose answer returns a function (02's fit_raw_measurements returns its
+    predict): the shortcut cannot compare that result, and still lets through what returns one."""
+    monkeypatch.chdir(tmp_path)
+    notebook, exercise = "02_manual_model", "fit_raw_measurements"
+    answers = solution_namespace(notebook)
+
+    def fit_and_describe(X, y):
+        return answers[exercise](X, y), "a predict function"
+
+    def just_the_data(X, y):
+        return X
+
+    tried, checked, passing = _substitutes(notebook, [("planted.fit_and_describe", fit_and_describe),
+                                                      ("planted.just_the_data", just_the_data)], [exercise])
+    assert any(line.startswith("planted.fit_and_describe from the student pack, as it is, its first result")
+               for line in passing), passing
+    assert not any(line.startswith("planted.just_the_data ") for line in passing), passing
+    assert checked < tried, "the shortcut filtered nothing out: this test proves nothing about it"
 
 
 def test_a_wrapper_that_answers_is_never_filtered_out_before_the_checks():
@@ -443,6 +627,15 @@ def test_a_wrapper_that_answers_is_never_filtered_out_before_the_checks():
     assert not _could_pass(lambda w, lr: w * 2, first.seen), "leaves w as it was"
     assert not _could_pass(lambda w, lr: answer(w, lr) + 1, first.seen), "another result"
     assert not _could_pass(lambda w: w, first.seen), "cannot be called that way"
+
+    def fits(X, y):  # an answer that returns a function: that result is not compared, only its kind
+        return lambda inputs: inputs @ X.T
+
+    first_fit = _FirstCall(fits)
+    first_fit(torch.ones(2, 3), torch.zeros(2))
+    assert _could_pass(lambda X, y: (lambda inputs: inputs), first_fit.seen), "another function: the checks decide"
+    assert not _could_pass(lambda X, y: X, first_fit.seen), "not a function"
+    assert not _could_pass(lambda X, y: X.add_(1) and fits, first_fit.seen), "changes X"
 
 
 # --- a fresh install from the zip, and the round trip to the instructor's course -------------
