@@ -287,7 +287,19 @@ def import_path(obj: Any) -> str | None:
     # the runner calls checks with private copies of their globals: a copy of a function keeps its code
     same = found is obj or (getattr(found, "__code__", None) is not None
                             and getattr(found, "__code__", None) is getattr(obj, "__code__", False))
-    return path if same else None
+    # PyTorch rewraps some of its functions once torch._dynamo is loaded (an optimizer's first step does
+    # it): torch.manual_seed becomes a wrapper of torch.random.manual_seed, which is what it runs
+    return path if same or _unwrapped(obj) is found else None
+
+
+def _unwrapped(obj: Any) -> Any:
+    """What a chain of ``functools.wraps`` wrappers (``__wrapped__``) ends in, a few levels down at most."""
+    for _ in range(8):
+        inner = getattr(obj, "__wrapped__", None)
+        if inner is None or inner is obj:
+            break
+        obj = inner
+    return obj
 
 
 # --- exceptions of the learner's code ------------------------------------------------------

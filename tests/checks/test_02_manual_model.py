@@ -2,6 +2,10 @@
 test_rules): the wording of some messages, failures blamed on the exercise that caused them, unwritten and
 missing exercises, and the learner's namespace as it was after the checks that watch its functions."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 
 from autograder.runner import run_checks
@@ -24,6 +28,26 @@ def test_the_solutions_pass_with_default_and_fresh_inputs():
     assert_accepted("train_manual", namespace, instructor=True, epochs=60, lr=0.2, seed=3, num_samples=150,
                     num_features=7)
     assert_accepted("fit_raw_measurements", namespace, instructor=True, seed=17)
+
+
+def test_the_seed_checks_still_work_after_pytorch_rewraps_manual_seed():
+    """An optimizer's first step loads torch._dynamo, which replaces torch.manual_seed with a wrapper of
+    torch.random.manual_seed; the checks that probe the seed must still run it in the learner's process
+    (a learner's own check after any training in the notebook). In a fresh process: the judge's own
+    process (this one, once anything imported it) wraps manual_seed differently."""
+    script = (
+        "import sys, torch\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "weight = torch.nn.Parameter(torch.zeros(2))\n"
+        "optimizer = torch.optim.SGD([weight], lr=0.1)\n"
+        "weight.sum().backward()\n"
+        "optimizer.step()\n"
+        "assert torch.manual_seed is not torch.random.manual_seed, 'PyTorch no longer rewraps manual_seed'\n"
+        "from support import assert_accepted, solution_namespace\n"
+        f"assert_accepted('init_params', solution_namespace({NB!r}))\n"
+        "print('accepted')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "accepted" in done.stdout, done.stderr[-3000:]
 
 
 # --- init_params ---
