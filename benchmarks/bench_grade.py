@@ -202,7 +202,8 @@ def bench_cluster(args, work: Path, students: dict, reference: dict) -> int:
     rate = (large - small) / (runs[large] - runs[small])
     fixed = runs[small] - small / rate
     print(f"coordinator alone (instant workers): {large} notebooks in {runs[large]:.1f} s, {small} in "
-          f"{runs[small]:.1f} s: {rate:.1f} notebooks/s once started ({fixed:.1f} s of start-up)")
+          f"{runs[small]:.1f} s: {rate:.1f} notebooks/s once started "
+          + (f"({fixed:.1f} s of start-up)" if fixed > 0 else "(start-up too short to tell from the noise)"))
 
     cost = min(per_worker.values())
     print()
