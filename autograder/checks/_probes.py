@@ -72,6 +72,10 @@ class StepRecorder(torch.optim.SGD):
         super().__init__(params, lr=lr, momentum=momentum)
         self.record = log if log is not None else []
 
+    def __getstate__(self):
+        # an Optimizer's state for copy and pickle leaves out what a subclass adds: keep the notes
+        return {**super().__getstate__(), "record": self.record}
+
     def step(self, closure=None):
         loss = None
         if closure is not None:
