@@ -277,18 +277,17 @@ def test_feedback_shows_the_diagnosis_but_never_the_hidden_tests(graded, plain_n
     assert "broadcast" in html, "the feedback should carry the diagnosis of the broadcasting mistake"
 
 
-def test_honest_work_that_trains_and_plots_is_never_flagged(tmp_path):
-    """PyTorch and matplotlib change themselves on first use (the first optimizer rewraps
-    torch.manual_seed and its class's step; the first figure registers the inline backend's
-    hooks). In 09, both happen in the learner's cells before a test cell: none of it is tampering."""
+def test_an_untouched_release_that_plots_is_never_flagged(tmp_path):
+    """matplotlib changes the kernel on first use (the first figure registers the inline backend's
+    hooks). In 09 the given cells plot before the first test cell: none of it is tampering, even when
+    nothing is written yet. (The solution and its alternatives, which also train, so that the first
+    optimizer rewraps torch.manual_seed and its class's step: test_honest_work.py.)"""
     assignment = "09_capstone"
     course = make_course(tmp_path / "course", assignment)
-    students = write_class(ROOT, assignment, tmp_path / "class", kinds=["correct", "blank"], layout="folders")
-    result = grade_class(Options(assignment, tmp_path / "class", course, jobs=2, timeout=60, progress=False))
-    by_kind = {kind: student for student, kind in students.items()}
-    graded = {s.student: s for s in result.students}
-    assert [s.tamper for s in result.students] == [[], []]
-    assert graded[by_kind["correct"]].score == graded[by_kind["correct"]].max_score > 0
+    write_class(ROOT, assignment, tmp_path / "class", kinds=["blank"], layout="folders")
+    result = grade_class(Options(assignment, tmp_path / "class", course, jobs=1, timeout=60, progress=False))
+    assert [(s.tamper, s.faults) for s in result.students] == [([], [])]
+    assert result.students[0].max_score > 0
 
 
 # --- grading on a Dask cluster (autograder/grading/cluster.py) --------------------------------------
