@@ -66,6 +66,15 @@ def solution_namespace(notebook: str, **replacements) -> dict:
     return namespace
 
 
+def case_namespace(notebook: str, exercise: str, name: str) -> dict:
+    """The solution's namespace with one case of autograder/cases (a planted mistake or an alternative) in
+    place: its answer and the other cells it replaces."""
+    from autograder import cases
+
+    found = next(c for c in cases.cases_of(notebook) if c.exercise == exercise and c.name == name)
+    return cases.namespace(notebook, {found.exercise: found.code, **found.cells} if found.code else dict(found.cells))
+
+
 def failures(results: list[CheckResult]) -> list[CheckResult]:
     return [r for r in results if r.status != PASSED]
 

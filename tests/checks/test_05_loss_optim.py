@@ -14,7 +14,7 @@ from torch import nn
 from autograder import cases
 from autograder.checks._probes import StepRecorder
 from autograder.runner import run_checks
-from support import assert_accepted, assert_caught, solution_namespace, solution_path
+from support import assert_accepted, assert_caught, case_namespace, solution_namespace, solution_path
 
 NB = "05_loss_optim"
 public = importlib.import_module("autograder.checks.05_loss_optim")
@@ -29,8 +29,7 @@ def case(exercise, name):
 
 
 def with_case(exercise, name):
-    found = case(exercise, name)
-    return cases.namespace(NB, {found.exercise: found.code, **found.cells} if found.code else dict(found.cells))
+    return case_namespace(NB, exercise, name)
 
 
 def test_the_solution_passes_every_test_call_of_the_notebook():

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from autograder import cases  # noqa: E402
 from autograder.learner import InProcess, Learner, talking_to  # noqa: E402
 from autograder.runner import run_checks  # noqa: E402
-from support import assert_accepted, assert_caught, solution_namespace, solution_path  # noqa: E402
+from support import assert_accepted, assert_caught, case_namespace, solution_namespace, solution_path  # noqa: E402
 
 NB = "06_training_loop"
 EXERCISES = ("make_loaders", "train_one_epoch", "evaluate", "fit", "plot_history", "predicted_higher_loss",
@@ -28,8 +28,7 @@ def ns(**replacements):
 
 
 def with_case(exercise, name):
-    found = next(c for c in cases.cases_of(NB) if c.exercise == exercise and c.name == name)
-    return cases.namespace(NB, {found.exercise: found.code, **found.cells} if found.code else dict(found.cells))
+    return case_namespace(NB, exercise, name)
 
 
 def test_the_solution_passes_every_test_call_of_the_notebook():

@@ -14,7 +14,7 @@ from torch import nn
 from autograder import cases
 from autograder.data import load_digits
 from autograder.runner import run_checks
-from support import assert_accepted, assert_caught, solution_namespace, solution_path
+from support import assert_accepted, assert_caught, case_namespace, solution_namespace, solution_path
 
 NB = "09_capstone"
 EXERCISES = ("conv_prediction", "DigitsCNN", "train_digits", "confusion_matrix", "to_images", "train_small_cnn")
@@ -26,8 +26,7 @@ def ns(**replacements):
 
 
 def with_case(exercise, name):
-    found = next(c for c in cases.cases_of(NB) if c.exercise == exercise and c.name == name)
-    return cases.namespace(NB, {found.exercise: found.code, **found.cells} if found.code else dict(found.cells))
+    return case_namespace(NB, exercise, name)
 
 
 def test_the_solution_passes_every_test_call_of_the_notebook():
